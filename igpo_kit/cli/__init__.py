@@ -1,0 +1,1 @@
+"""The ``igpo-kit`` command line (Typer + rich). Heavy modules are imported inside commands."""

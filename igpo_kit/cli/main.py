@@ -1,0 +1,301 @@
+"""``igpo-kit``: run, validate, show, ls, describe, grade (and the launch / sweep / report commands).
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. ``IGPO_KIT_DEBUG=1`` shows tracebacks.
+Results go to stdout (``--json`` for machines); progress and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="igpo-kit",
+    help="IGPO and GRPO for masked diffusion LLMs: recipes, components, runs.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+BIND = typer.Option(None, "-b", "--bind", help="gin binding KEY=VALUE (repeatable)")
+GIN_FILE = typer.Option(None, "-f", "--gin-file", help="extra gin file, parsed after the recipe (repeatable)")
+PLUGIN = typer.Option(None, "--plugin", help="module or .py file registering components (repeatable)")
+
+
+def handle_errors(fn):
+    """Map ConfigError -> exit 2, other failures -> exit 1, one line each unless IGPO_KIT_DEBUG=1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from igpo_kit.errors import ConfigError
+
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except ConfigError as exc:
+            if os.environ.get("IGPO_KIT_DEBUG") == "1":
+                raise
+            for line in exc.lines or [str(exc)]:
+                err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001
+            if os.environ.get("IGPO_KIT_DEBUG") == "1":
+                raise
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            err.print(f"[red]error:[/red] {type(exc).__name__}: {msg} (IGPO_KIT_DEBUG=1 shows the traceback)",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command()
+@handle_errors
+def run(
+    recipe: str = typer.Argument(..., help="recipe file or name under recipes/ (e.g. tiny/eval.gin)"),
+    bind: Optional[List[str]] = BIND,
+    gin_file: Optional[List[str]] = GIN_FILE,
+    plugin: Optional[List[str]] = PLUGIN,
+    name: Optional[str] = typer.Option(None, help="run name (default: the recipe's file name)"),
+    runs_dir: Optional[Path] = typer.Option(None, help="root of run directories (default ./runs or $IGPO_KIT_RUNS)"),
+    fresh: bool = typer.Option(False, help="start a new run even if this config already ran"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and print the plan; run nothing, write nothing"),
+    executor: str = typer.Option("local", help="local (in-process) | subprocess (submitit local) | slurm"),
+    cluster: Optional[str] = typer.Option(None, help="cluster profile (slurm/clusters/NAME.toml)"),
+    resources: Optional[str] = typer.Option(None, help="resource profile (slurm/resources/NAME.toml)"),
+    slurm_set: Optional[List[str]] = typer.Option(None, "-S", help="Slurm parameter override KEY=VALUE"),
+    wait: bool = typer.Option(False, help="with slurm/subprocess: wait and show the job's state"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+):
+    """Run a recipe. Re-running the same config resumes its run directory."""
+    from igpo_kit.runner import prepare, run_local
+
+    plan = prepare(recipe, gin_file or [], bind or [], plugin or [], runs_dir=runs_dir, name=name, fresh=fresh)
+    if executor not in ("local", "subprocess", "slurm"):
+        from igpo_kit.errors import ConfigError
+
+        raise ConfigError(f"unknown executor {executor!r} (local, subprocess, slurm)")
+    if executor != "local":
+        from igpo_kit.launch.submit import submit_run
+
+        result = submit_run(plan, executor=executor, cluster=cluster, resources=resources,
+                            overrides=slurm_set or [], dry_run=dry_run, wait=wait)
+        if as_json:
+            out.print_json(json.dumps(result, default=str))
+        return
+    if dry_run:
+        err.print(f"[bold]job[/bold] {plan.config.job}   [bold]run dir[/bold] {plan.run_dir}  (dry run: nothing written)")
+        out.print(plan.config.text, highlight=False, markup=False)
+        return
+    err.print(f"[bold]{plan.config.job}[/bold] -> {plan.run_dir}")
+    result = run_local(plan, argv=sys.argv)
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+    else:
+        err.print(f"[green]done[/green]: {plan.run_dir}")
+
+
+@app.command()
+@handle_errors
+def validate(
+    recipes: List[str] = typer.Argument(..., help="recipes to validate"),
+    bind: Optional[List[str]] = BIND,
+    gin_file: Optional[List[str]] = GIN_FILE,
+    plugin: Optional[List[str]] = PLUGIN,
+):
+    """Parse and check recipes (gin errors, components, types, unused macros) without running anything."""
+    from igpo_kit import config as cfg
+    from igpo_kit.errors import ConfigError
+    from igpo_kit.runner import load_plugins
+
+    load_plugins(plugin or [])
+    problems = []
+    for r in recipes:
+        try:
+            c = cfg.parse(r, gin_files=gin_file or [], bindings=bind or [])
+            err.print(f"[green]ok[/green] {r} (job: {c.job})")
+        except ConfigError as exc:
+            problems += [f"{r}: {line}" if not line.startswith(str(r)) else line for line in exc.lines]
+    if problems:
+        raise ConfigError(*problems)
+
+
+@app.command()
+@handle_errors
+def show(
+    target: str = typer.Argument(..., help="a recipe, or a run directory"),
+    bind: Optional[List[str]] = BIND,
+    gin_file: Optional[List[str]] = GIN_FILE,
+    plugin: Optional[List[str]] = PLUGIN,
+    operative: bool = typer.Option(False, help="for a run: the operative config (what was actually used)"),
+):
+    """Print the resolved config of a recipe (with overrides) or of a run directory."""
+    p = Path(target)
+    if p.is_dir() and (p / "config.gin").exists():
+        name = "operative_config.gin" if operative else "config.gin"
+        if not (p / name).exists():
+            from igpo_kit.errors import ConfigError
+
+            raise ConfigError(f"{p / name} does not exist (the run has not finished)")
+        out.print((p / name).read_text(), highlight=False, markup=False)
+        return
+    from igpo_kit import config as cfg
+    from igpo_kit.runner import load_plugins
+
+    load_plugins(plugin or [])
+    out.print(cfg.parse(target, gin_files=gin_file or [], bindings=bind or []).text, highlight=False, markup=False)
+
+
+@app.command("ls")
+@handle_errors
+def ls(
+    what: str = typer.Argument(..., help="recipes | components"),
+    kind: Optional[str] = typer.Option(None, help="only this component kind"),
+    plugin: Optional[List[str]] = PLUGIN,
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """List recipes or registered components (reads the catalog; imports no torch)."""
+    from igpo_kit.errors import ConfigError
+
+    if what == "recipes":
+        from igpo_kit import assets
+        from igpo_kit.config import recipe_names
+
+        names = recipe_names()
+        if as_json:
+            out.print_json(json.dumps(names))
+            return
+        root = assets.path("recipes")
+        from rich.table import Table
+
+        t = Table("recipe", "what it is")
+        for n in names:
+            t.add_row(n, _recipe_title(root / n))
+        out.print(t)
+        return
+    if what != "components":
+        raise ConfigError(f"unknown listing {what!r}: use `igpo-kit ls recipes` or `igpo-kit ls components`")
+    from igpo_kit import KINDS
+    from igpo_kit.registry import load_plugin, registry
+
+    for p in plugin or []:
+        load_plugin(p)
+    kinds = [kind] if kind else list(KINDS)
+    rows = [(e.kind, e.name, e.summary, e.origin) for k in kinds for e in registry(k).entries()]
+    if as_json:
+        out.print_json(json.dumps([dict(kind=a, name=b, summary=c, origin=d) for a, b, c, d in rows]))
+        return
+    from rich.table import Table
+
+    t = Table("kind", "name", "summary", "origin")
+    for r in rows:
+        t.add_row(*r)
+    out.print(t)
+
+
+def _recipe_title(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+@app.command()
+@handle_errors
+def describe(
+    kind: str = typer.Argument(..., help="component kind (sampler, grader, ...)"),
+    name: str = typer.Argument(..., help="component name"),
+    plugin: Optional[List[str]] = PLUGIN,
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Signature, defaults and docstring of a component, with a gin snippet."""
+    import inspect
+
+    from igpo_kit.registry import load_plugin, registry
+
+    for p in plugin or []:
+        load_plugin(p)
+    e = registry(kind).entry(name)
+    fn = e.load()
+    sig = inspect.signature(fn)
+    params = {p.name: (None if p.default is inspect.Parameter.empty else p.default) for p in sig.parameters.values()}
+    if as_json:
+        out.print_json(json.dumps({"kind": kind, "name": name, "target": e.target_path, "origin": e.origin,
+                                   "signature": str(sig), "defaults": params, "doc": inspect.getdoc(fn)},
+                                  default=repr))
+        return
+    out.print(f"[bold]{kind}.{name}[/bold]  ({e.target_path}; {e.origin})")
+    out.print(f"{name}{sig}", highlight=False, markup=False)
+    if e.paper:
+        out.print(f"paper: {e.paper}")
+    out.print("")
+    out.print(inspect.getdoc(fn) or "(no docstring)", highlight=False, markup=False)
+    out.print("\ngin:", highlight=False)
+    out.print(f"  from igpo_kit.components import {kind}", highlight=False, markup=False)
+    for p, d in params.items():
+        out.print(f"  {kind}.{name}.{p} = {d!r}", highlight=False, markup=False)
+
+
+@app.command()
+@handle_errors
+def grade(
+    file: Path = typer.Argument(..., help="JSONL of saved generations"),
+    grader: str = typer.Option("math_verify", help="registered grader"),
+    completion_field: str = typer.Option("completion", help="field holding the model's completion"),
+    gold_field: str = typer.Option("gold", help="field holding the gold answer"),
+    timeout: float = typer.Option(5.0, help="seconds per answer; a timed-out answer scores 0"),
+    workers: int = typer.Option(2, help="grading processes"),
+    plugin: Optional[List[str]] = PLUGIN,
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Re-score saved generations with a grader and print the accuracy."""
+    from igpo_kit.data.io import read_rows
+    from igpo_kit.errors import ConfigError
+    from igpo_kit.grading.pool import grade_many
+    from igpo_kit.registry import get
+    from igpo_kit.runner import load_plugins
+
+    load_plugins(plugin or [])
+    if not file.exists():
+        raise ConfigError(f"file not found: {file}")
+    g = get("grader", grader)()
+    rows = read_rows(str(file))
+    for i, row in enumerate(rows, 1):
+        for f in (completion_field, gold_field):
+            if f not in row:
+                raise ConfigError(f"{file}:{i}: no field {f!r} (fields: {', '.join(row)}); "
+                                  f"use --completion-field/--gold-field")
+    report = grade_many(g, [str(r[completion_field]) for r in rows], [str(r[gold_field]) for r in rows],
+                        timeout_s=timeout, workers=workers, progress=not as_json)
+    correct = sum(1 for s in report.scores if s > 0)
+    result = {"file": str(file), "grader": grader, "n": len(rows), "correct": correct,
+              "accuracy": correct / max(len(rows), 1), "timeouts": report.timeouts, "errors": report.errors,
+              "answers_per_s": round(len(rows) / max(report.seconds, 1e-9), 1)}
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(f"{grader}: {correct}/{len(rows)} correct = {100 * result['accuracy']:.1f}% "
+                  f"(timeouts {report.timeouts}, errors {report.errors})")
+
+
+def main():  # console script
+    app()
+
+
+if __name__ == "__main__":
+    main()

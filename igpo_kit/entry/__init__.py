@@ -1,0 +1,11 @@
+"""Root injection sites: one plain function per job kind, wired by gin recipes (``entry.evaluate`` ...).
+
+Each takes the whole experiment as arguments (components built from the registry, plain values) plus
+``run``, the run directory record, which the runner passes. Importing this module is cheap (no torch).
+"""
+
+from igpo_kit.entry.evaluate import evaluate
+
+JOBS = ("evaluate",)
+
+__all__ = ["JOBS", "evaluate"]

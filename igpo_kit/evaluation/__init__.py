@@ -1,0 +1,1 @@
+"""Evaluation: pass@k / avg@k metrics and the benchmark evaluation job."""

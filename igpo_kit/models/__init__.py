@@ -1,0 +1,1 @@
+"""Masked diffusion LM adapters and loaders."""

@@ -1,0 +1,94 @@
+"""Run a configured job in this process: plugins -> config -> run record -> job -> DONE.
+
+:func:`execute` is what every executor calls (in-process, submitit local, Slurm); it takes only text, so a
+job can cross a process boundary. Starting a job on an existing run directory resumes it: the job finds its
+latest complete checkpoint there; a run already marked DONE returns its recorded result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from igpo_kit.errors import ConfigError
+
+
+@dataclass
+class Plan:
+    """A validated config and where it will run."""
+
+    config: Any
+    run_dir: Path
+    plugins: list[str]
+
+
+def load_plugins(plugins: list[str] | tuple = ()) -> None:
+    from igpo_kit.registry import load_plugin
+
+    for p in plugins:
+        load_plugin(p)
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("IGPO_KIT_RUNS", "runs"))
+
+
+def prepare(recipe: str | None, gin_files=(), bindings=(), plugins=(), runs_dir: str | Path | None = None,
+            name: str | None = None, fresh: bool = False) -> Plan:
+    """Parse and validate; choose the run directory ``<runs_dir>/<name>/<run-id>`` (run-id: config hash)."""
+    from igpo_kit import config as cfg
+    from igpo_kit.runs import run_id
+
+    load_plugins(plugins)
+    config = cfg.parse(recipe, gin_files=list(gin_files), bindings=list(bindings))
+    name = name or (config.recipe.stem if config.recipe else config.job)
+    rid = run_id(config.text)
+    if fresh:
+        rid += time.strftime("-%Y%m%d-%H%M%S")
+    return Plan(config=config, run_dir=Path(runs_dir or default_runs_dir()) / name / rid, plugins=list(plugins))
+
+
+def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | Path = "runs/run",
+            plugins: list[str] | tuple = (), argv: list[str] | None = None) -> dict[str, Any]:
+    """Parse ``config_text``, record the run, call the job (resuming in ``run_dir``), mark DONE or FAILED."""
+    from igpo_kit import config as cfg
+    from igpo_kit.runs import Run, start_record, write_atomic
+
+    load_plugins(plugins)
+    run_dir = Path(run_dir)
+    result_path = run_dir / "result.json"
+    if (run_dir / "DONE").exists() and result_path.exists():
+        return json.loads(result_path.read_text())
+    config = cfg.parse(text=config_text)
+    seed = cfg.query(f"igpo_kit.entry.{config.job}.seed")
+    run = start_record(run_dir, config.text, list(bindings), list(plugins), config.job, seed=seed, argv=argv)
+    t0 = time.time()
+    try:
+        result = cfg.call_job(config, run=run)
+    except BaseException as exc:
+        run.update_info(status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                        timings={**run.info.get("timings", {}), "last_start_s": round(time.time() - t0, 3)})
+        write_atomic(run.dir / "FAILED", f"{type(exc).__name__}\n")
+        raise
+    write_atomic(run.dir / "operative_config.gin", cfg.operative_text())
+    result = result if isinstance(result, dict) else {"result": result}
+    result = {**result, "run_dir": str(run.dir)}
+    run.write_json("result.json", result)
+    timings = run.info.get("timings", {})
+    timings["total_s"] = round(timings.get("total_s", 0.0) + time.time() - t0, 3)
+    run.update_info(status="done", finished=time.time(), timings=timings)
+    write_atomic(run.dir / "DONE", "")
+    return result
+
+
+def run_local(plan: Plan, argv: list[str] | None = None) -> dict[str, Any]:
+    """Run a prepared plan in this process."""
+    return execute(plan.config.text, plan.config.bindings, plan.run_dir, plan.plugins, argv=argv or sys.argv)
+
+
+__all__ = ["ConfigError", "Plan", "execute", "prepare", "run_local"]

@@ -1,0 +1,151 @@
+"""Run records: every run is a self-describing directory ``runs/<name>/<run-id>/``.
+
+It holds ``config.gin`` (full resolved config), ``operative_config.gin`` (what was actually used),
+``bindings.txt`` (CLI overrides), ``run.json`` (git commit + dirty flag, package versions, plugins, seed,
+command line, host, timings, status), ``metrics.jsonl``, ``DONE``/``FAILED`` markers and the job's outputs.
+Environment variables are never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("igpo-kit", "torch", "transformers", "accelerate", "deepspeed", "datasets", "gin-config", "submitit",
+            "math-verify", "typer", "rich", "peft")
+
+
+def run_id(config_text: str) -> str:
+    """Stable id from the resolved config: the same config resumes the same run directory."""
+    return hashlib.sha1(config_text.encode()).hexdigest()[:10]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the checkout the package runs from (None outside git)."""
+    cwd = cwd or Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+
+
+def versions() -> dict[str, str | None]:
+    out = {}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    out["python"] = platform.python_version()
+    return out
+
+
+@dataclass
+class Run:
+    """A run directory and its metric log. Jobs receive one as ``run=`` and write outputs under ``run.dir``."""
+
+    dir: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.dir = Path(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        """Append one JSON line of metrics (flushed, so a killed run keeps what it logged)."""
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(metrics, default=_jsonable) + "\n")
+            f.flush()
+
+    def truncate_metrics(self, keep: int) -> None:
+        """Keep the first ``keep`` metric lines (on resume, drop lines logged after the checkpoint)."""
+        if not self.metrics_path.exists():
+            return
+        lines = self.metrics_path.read_text().splitlines(keepends=True)
+        write_atomic(self.metrics_path, "".join(lines[:keep]))
+
+    def metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        path = self.dir / name
+        write_atomic(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+        return path
+
+    def update_info(self, **fields: Any) -> None:
+        self.info.update(fields)
+        self.write_json("run.json", self.info)
+
+    @property
+    def done(self) -> bool:
+        return (self.dir / "DONE").exists()
+
+
+def _jsonable(o: Any):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def start_record(run_dir: Path, config_text: str, bindings: list[str], plugins: list[str], job: str,
+                 seed: Any = None, argv: list[str] | None = None) -> Run:
+    """Create (or reopen) the run directory and write config.gin, bindings.txt and run.json."""
+    run = Run(Path(run_dir))
+    write_atomic(run.dir / "config.gin", config_text)
+    write_atomic(run.dir / "bindings.txt", "".join(b + "\n" for b in bindings))
+    previous = {}
+    if (run.dir / "run.json").exists():
+        try:
+            previous = json.loads((run.dir / "run.json").read_text())
+        except json.JSONDecodeError:
+            previous = {}
+    starts = previous.get("starts", []) + [time.time()]
+    (run.dir / "FAILED").unlink(missing_ok=True)
+    run.info = {
+        "job": job,
+        "run_id": run.dir.name,
+        "seed": seed,
+        "status": "running",
+        "command": argv if argv is not None else sys.argv,
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "plugins": plugins,
+        "git": git_state(),
+        "versions": versions(),
+        "created": previous.get("created", starts[0]),
+        "starts": starts,
+        "timings": previous.get("timings", {}),
+    }
+    run.write_json("run.json", run.info)
+    return run

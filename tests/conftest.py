@@ -1,0 +1,52 @@
+"""Shared fixtures: offline environment, a tiny dLLM, gin state reset, the optional ../shared folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    """A tiny random bidirectional dLLM (seed 0); do not modify it in tests (use ``tiny_lm_factory``)."""
+    from igpo_kit.models.tiny import tiny
+
+    return tiny(seed=0)
+
+
+@pytest.fixture
+def tiny_lm_factory():
+    from igpo_kit.models.tiny import tiny
+
+    return tiny
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """``../shared`` beside the checkout; tests using it skip cleanly where it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is absent (benchmark data and spec live there)")
+    return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+    yield
+    try:
+        import gin
+
+        gin.clear_config(clear_constants=False)
+    except Exception:
+        pass
