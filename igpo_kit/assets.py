@@ -36,3 +36,16 @@ def resolve_recipe(name: str | os.PathLike) -> Path:
         if cand.exists():
             return cand
     return p
+
+
+def resolve_data(name: str) -> str:
+    """A data path as given, or -- for ``recipes/...`` paths that do not exist here -- the packaged copy.
+
+    Recipes refer to the small data files shipped with them (``recipes/data/...``) this way, so they run from
+    any working directory and from an installed wheel.
+    """
+    p = Path(name)
+    if p.exists() or not p.parts or p.parts[0] != "recipes":
+        return name
+    cand = path("recipes").joinpath(*p.parts[1:])
+    return str(cand) if cand.exists() else name

@@ -66,7 +66,9 @@ def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | P
         return json.loads(result_path.read_text())
     config = cfg.parse(text=config_text)
     seed = cfg.query(f"igpo_kit.entry.{config.job}.seed")
-    run = start_record(run_dir, config.text, list(bindings), list(plugins), config.job, seed=seed, argv=argv)
+    from igpo_kit.registry import LOADED_PLUGINS
+
+    run = start_record(run_dir, config.text, list(bindings), list(LOADED_PLUGINS), config.job, seed=seed, argv=argv)
     t0 = time.time()
     try:
         result = cfg.call_job(config, run=run)

@@ -70,9 +70,12 @@ def _gin_logging():
         root.removeFilter(flt)
 
 
-def _one_line(exc: BaseException) -> str:
-    """gin's multi-line error (message + 'In file ..., line N' + source) as one line."""
+def _one_line(exc: BaseException, file: str | None = None) -> str:
+    """gin's multi-line error (message + 'In file ..., line N' + source) as one line, located in ``file``."""
     text = str(exc)
+    if file and "In file" not in text and not getattr(exc, "filename", None):
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return f"{file}: {type(exc).__name__ if type(exc).__name__ != 'TokenError' else 'syntax error'}: {first}"
     if isinstance(exc, SyntaxError) and getattr(exc, "filename", None):
         return f"{exc.filename}:{exc.lineno}: syntax error: {exc.msg}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -106,6 +109,11 @@ def _all_component_names() -> list[str]:
 
 def _enrich(msg: str) -> str:
     """Add close matches to gin's 'No configurable matching' / 'doesn't have a parameter' errors."""
+    m = re.search(r"Couldn't resolve selector ([\w.]+);", msg)
+    if m:
+        close = difflib.get_close_matches(m.group(1), _known_selectors(), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return f"{msg[:m.start()]}unknown configurable '{m.group(1)}'{hint}"
     m = re.search(r"No configurable matching '([^'@()]+)'", msg)
     if m:
         close = difflib.get_close_matches(m.group(1), _known_selectors(), n=3, cutoff=0.6)
@@ -198,11 +206,12 @@ def parse(
             except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
-                errors.append(_enrich(_one_line(exc)))
+                errors.append(_enrich(_one_line(exc, f)))
+        header = _binding_header()
         for b in bindings:
             b = _normalise_binding(b)
             try:
-                gin.parse_config(b)
+                gin.parse_config(header + b)
             except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
@@ -222,6 +231,16 @@ def parse(
     if errors:
         raise ConfigError(*errors)
     return Config(text=gin.config_str(), job=job, recipe=recipe_path, files=files, bindings=list(bindings))
+
+
+def _binding_header() -> str:
+    """Import lines that make a ``-b`` binding see what the recipe sees (gin's dynamic registration needs an
+    import for every symbol): the recipe's own imports, the entry module and every component facade."""
+    from igpo_kit import KINDS
+
+    lines = {"from igpo_kit import entry"} | {f"from igpo_kit.components import {k}" for k in KINDS}
+    lines |= {imp.format() for imp in gin.config._IMPORTS if not imp.module.startswith("__gin__")}
+    return "from __gin__ import dynamic_registration\n" + "\n".join(sorted(lines)) + "\n"
 
 
 def _normalise_binding(b: str) -> str:

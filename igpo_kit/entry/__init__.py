@@ -5,7 +5,8 @@ Each takes the whole experiment as arguments (components built from the registry
 """
 
 from igpo_kit.entry.evaluate import evaluate
+from igpo_kit.entry.rl import rl
 
-JOBS = ("evaluate",)
+JOBS = ("evaluate", "rl")
 
-__all__ = ["JOBS", "evaluate"]
+__all__ = ["JOBS", "evaluate", "rl"]

@@ -1,0 +1,116 @@
+"""The RL job's root: IGPO (default components) or GRPO / GRPO+resample (other replacement policies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def rl(
+    model: Any = None,
+    dataset: Any = None,
+    prompt: Any = None,
+    sampler: Any = None,
+    grader: Any = None,
+    format_grader: Any = None,
+    hint_chunker: Any = None,
+    replacement_policy: Any = None,
+    entropy_filter: Any = None,
+    advantage_estimator: Any = None,
+    logprob_estimator: Any = None,
+    loss: Any = None,
+    kl_beta: float = 0.01,
+    group_size: int = 8,
+    prompts_per_step: int = 1,
+    max_steps: int = 1440,
+    inner_iters: int = 4,
+    learning_rate: float = 5e-7,
+    warmup_steps: int = 50,
+    decay_steps: int | None = None,
+    weight_decay: float = 0.1,
+    adam_betas: tuple[float, float] | list[float] = (0.9, 0.99),
+    max_grad_norm: float = 0.2,
+    hint_ratio_low: float = 0.2,
+    hint_ratio_high: float = 0.6,
+    format_weight: float = 0.0,
+    micro_batch_size: int | None = None,
+    lora_rank: int = 0,
+    lora_alpha: int = 64,
+    lora_dropout: float = 0.0,
+    lora_target_modules: list[str] | tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj",
+                                                       "up_proj", "ff_out"),
+    checkpoint_every: int = 1,
+    keep_checkpoints: int = 2,
+    grade_timeout_s: float = 5.0,
+    grade_workers: int = 2,
+    seed: int = 0,
+    run: Any = None,
+) -> dict:
+    """Train ``model`` with IGPO (paper Alg. 1) or a baseline, depending on the components.
+
+    Args:
+        model, dataset, prompt, sampler, grader: the policy, training examples (with ground-truth traces), the
+            prompt template, the rollout sampler (paper: L 256, block 32, 128 steps, temperature 1.2), the
+            correctness grader (binary by default).
+        format_grader, format_weight: optional format reward added with this weight.
+        hint_chunker, replacement_policy, entropy_filter: IGPO's components (paper, igpo (lambda), top_fraction (tau));
+            ``replacement_policy.none()`` gives GRPO, ``replacement_policy.resample()`` GRPO + resample (App. L).
+        advantage_estimator, logprob_estimator, loss: Eq. 2, mean-field log-probs, Eq. 3-5.
+        kl_beta: beta of the k3 KL to the reference (0 disables the reference model).
+        group_size: G. prompts_per_step: prompts per rollout batch per process. max_steps: optimizer steps.
+        inner_iters: mu, optimizer steps per rollout batch. hint_ratio_low/high: eta ~ U[low, high].
+        lora_rank: >0 trains a LoRA adapter (peft) on ``lora_target_modules`` (LLaDA's names by default; every
+            name must exist in the model); the reference is then the base weights under the disabled adapter.
+        seed: seeds every generator of the run (rollout noise, hint patterns, eta, replacement, data order).
+    """
+    from igpo_kit.errors import ConfigError
+    from igpo_kit.rl.trainer import Components, RLSettings, train_rl
+
+    missing = [n for n, v in dict(model=model, dataset=dataset, sampler=sampler, grader=grader).items() if v is None]
+    if missing:
+        raise ConfigError(f"entry.rl needs {', '.join(missing)}")
+    from igpo_kit.components import (advantage_estimator as adv_k, entropy_filter as ent_k, hint_chunker as hc_k,
+                                     logprob_estimator as lp_k, loss as loss_k, prompt as prompt_k,
+                                     replacement_policy as rp_k)
+
+    components = Components(
+        sampler=sampler, grader=grader, format_grader=format_grader,
+        prompt=prompt or prompt_k.llada_reasoning(),
+        hint_chunker=hint_chunker or hc_k.paper(),
+        replacement_policy=replacement_policy or rp_k.igpo(),
+        entropy_filter=entropy_filter or ent_k.top_fraction(),
+        advantage_estimator=advantage_estimator or adv_k.mean_centered(),
+        logprob_estimator=logprob_estimator or lp_k.mean_field(),
+        loss=loss or loss_k.token_clip(kl_beta=kl_beta),
+    )
+    if lora_rank > 0:
+        model = _with_lora(model, lora_rank, lora_alpha, lora_dropout, list(lora_target_modules))
+    settings = RLSettings(
+        group_size=group_size, prompts_per_step=prompts_per_step, max_steps=max_steps, inner_iters=inner_iters,
+        learning_rate=learning_rate, warmup_steps=warmup_steps, decay_steps=decay_steps, weight_decay=weight_decay,
+        adam_betas=tuple(adam_betas), max_grad_norm=max_grad_norm, hint_ratio_low=hint_ratio_low,
+        hint_ratio_high=hint_ratio_high, format_weight=format_weight, micro_batch_size=micro_batch_size,
+        checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, grade_timeout_s=grade_timeout_s,
+        grade_workers=grade_workers, seed=seed,
+    )
+    return train_rl(model, list(dataset), components, settings, run, kl_beta=kl_beta, lora=lora_rank > 0)
+
+
+def _with_lora(model, rank: int, alpha: int, dropout: float, targets: list[str]):
+    """Wrap the policy network in a peft LoRA adapter; every target name must match a module of the model."""
+    from igpo_kit.errors import ConfigError
+
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ConfigError("lora_rank > 0 needs peft: pip install 'igpo-kit[lora]'") from None
+    names = {n.rsplit(".", 1)[-1] for n, m in model.network.named_modules()
+             if isinstance(m, __import__("torch").nn.Linear)}
+    unknown = [t for t in targets if t not in names]
+    if unknown:
+        raise ConfigError(f"lora_target_modules {unknown} match no linear module of {model.name} "
+                          f"(its linear modules: {', '.join(sorted(names))})")
+    net = get_peft_model(model.network, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
+                                                  target_modules=targets))
+    from igpo_kit.models.base import DiffusionLM
+
+    return DiffusionLM(**{**model.__dict__, "network": net})

@@ -1,0 +1,158 @@
+"""The sampling stage of IGPO (Alg. 1, lines 3-12): rollouts, grading, the all-wrong trigger, inpainting
+rescue and replacement. Everything here is per rollout batch of ``N`` prompts x ``G`` (group_size) rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from igpo_kit.models.base import DiffusionLM, left_pad
+
+
+@dataclass
+class RolloutBatch:
+    """Final rollouts of one step, rows grouped as ``[N * G]`` (group ``n`` = rows ``n*G .. n*G+G-1``).
+
+    Attributes:
+        sequences: ``[N*G, P+L]`` prompt + completion ids (left-padded prompts).
+        attention_mask: ``[N*G, P+L]`` 1 on real tokens.
+        hint_mask: ``[N*G, L]`` True where an injected ground-truth hint token sits.
+        correctness: ``[N, G]`` correctness rewards; fmt: ``[N, G]`` format rewards.
+        texts: decoded completions.
+        stats: scalar metrics of the stage (all-wrong ratios, K, eta, inpainted correctness, timings).
+    """
+
+    sequences: torch.Tensor
+    attention_mask: torch.Tensor
+    prompt_length: int
+    hint_mask: torch.Tensor
+    correctness: torch.Tensor
+    fmt: torch.Tensor
+    texts: list[str]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def _grade(grader, texts: list[str], golds: list[str], timeout_s: float, workers: int) -> tuple[torch.Tensor, int]:
+    from igpo_kit.grading.pool import grade_many
+
+    report = grade_many(grader, texts, golds, timeout_s=timeout_s, workers=workers)
+    return torch.tensor(report.scores, dtype=torch.float32), report.timeouts
+
+
+def collect(
+    model: DiffusionLM,
+    examples: list,
+    prompt,
+    sampler,
+    grader,
+    format_grader,
+    group_size: int,
+    hint_chunker,
+    replacement_policy,
+    hint_ratio_low: float,
+    hint_ratio_high: float,
+    generators: dict[str, torch.Generator],
+    grade_timeout_s: float = 5.0,
+    grade_workers: int = 2,
+    trace_cache: dict | None = None,
+) -> RolloutBatch:
+    """Roll out ``G`` completions for each of the ``N`` examples; rescue all-wrong groups by inpainting.
+
+    One batched sampler call makes all ``N*G`` rollouts; one more batched call makes the ``G`` inpainted (or, for
+    the ``resample`` policy, hint-free) rollouts of every triggered group. Rows are replaced per group as the
+    replacement policy selects (``K = min(#correct, floor(lambda*G))`` for IGPO).
+    """
+    from igpo_kit.hints.chunking import sample_hint_ratios
+    from igpo_kit.hints.answer_span import tokenize_trace
+    from igpo_kit.rl.trigger import all_wrong
+
+    G, N = group_size, len(examples)
+    t = {"rollout_s": 0.0, "inpaint_s": 0.0, "grading_s": 0.0}
+    pad = model.pad_id if model.pad_id is not None else model.eos_id
+    prompt_ids = [model.chat_prompt(prompt.messages(ex), prefill=prompt.prefill) for ex in examples]
+    ids, pmask = left_pad([p for p in prompt_ids for _ in range(G)], pad)
+    ids, pmask = ids.to(model.device), pmask.to(model.device)
+    golds = [ex.answer for ex in examples for _ in range(G)]
+
+    t0 = time.perf_counter()
+    gen = sampler(model, ids, attention_mask=pmask, generator=generators["rollout"])
+    t["rollout_s"] = time.perf_counter() - t0
+    sequences = gen.sequences
+    L = gen.completions.shape[1]
+    hint_mask = torch.zeros(N * G, L, dtype=torch.bool, device=sequences.device)
+    texts = [model.decode(r) for r in gen.completions.tolist()]
+
+    t0 = time.perf_counter()
+    correct, timeouts = _grade(grader, texts, golds, grade_timeout_s, grade_workers)
+    fmt = (_grade(format_grader, texts, golds, grade_timeout_s, grade_workers)[0] if format_grader is not None
+           else torch.zeros(N * G))
+    t["grading_s"] += time.perf_counter() - t0
+    correct, fmt = correct.view(N, G), fmt.view(N, G)
+    wrong_before = all_wrong(correct)
+    stats: dict[str, float] = {
+        "initial_correctness": correct.mean().item(),
+        "all_wrong_ratio_before": wrong_before.float().mean().item(),
+        "grade_timeouts": float(timeouts),
+    }
+    triggered = [n for n in range(N) if wrong_before[n]] if replacement_policy.triggers else []
+    K_total, etas, inpaint_correct_total, rescued = 0, [], [], 0
+    if triggered:
+        rows = [n * G + j for n in triggered for j in range(G)]
+        hint_ids = torch.zeros(len(rows), L, dtype=torch.long)
+        hmask = torch.zeros(len(rows), L, dtype=torch.bool)
+        if replacement_policy.use_hints:
+            for k, n in enumerate(triggered):
+                ex = examples[n]
+                if not ex.trace:
+                    continue
+                cache_key = (ex.id, L)
+                if trace_cache is not None and cache_key in trace_cache:
+                    trace = trace_cache[cache_key]
+                else:
+                    trace = tokenize_trace(model.tokenizer, ex.trace, max_tokens=L)
+                    if trace_cache is not None:
+                        trace_cache[cache_key] = trace
+                ratios = sample_hint_ratios(G, hint_ratio_low, hint_ratio_high, generators["hints"])
+                for j in range(G):
+                    plan = hint_chunker(trace, L, float(ratios[j]), generators["hints"])
+                    hint_ids[k * G + j], hmask[k * G + j] = plan.hint_ids, plan.hint_mask
+                    etas.append(float(ratios[j]))
+        t0 = time.perf_counter()
+        sub = sampler(model, ids[rows], attention_mask=pmask[rows], hint_ids=hint_ids.to(ids.device),
+                      hint_mask=hmask.to(ids.device), generator=generators["rollout"])
+        t["inpaint_s"] = time.perf_counter() - t0
+        sub_texts = [model.decode(r) for r in sub.completions.tolist()]
+        t0 = time.perf_counter()
+        sub_correct, _ = _grade(grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers)
+        sub_fmt = (_grade(format_grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers)[0]
+                   if format_grader is not None else torch.zeros(len(rows)))
+        t["grading_s"] += time.perf_counter() - t0
+        for k, n in enumerate(triggered):
+            cand = sub_correct[k * G:(k + 1) * G] > 0
+            inpaint_correct_total.append(cand.float().mean().item())
+            pairs = replacement_policy.select(cand, G, generators["replace"])
+            for dst, src in pairs:
+                row, srow = n * G + dst, k * G + src
+                sequences[row] = sub.sequences[srow]
+                hint_mask[row] = sub.hint_mask[srow]
+                texts[row] = sub_texts[srow]
+                correct[n, dst], fmt[n, dst] = sub_correct[k * G + src], sub_fmt[k * G + src]
+            K_total += len(pairs)
+            rescued += int(len(pairs) > 0)
+    wrong_after = all_wrong(correct)
+    stats.update({
+        "all_wrong_ratio_after": wrong_after.float().mean().item(),
+        "triggered_groups": float(len(triggered)),
+        "rescued_fraction": rescued / len(triggered) if triggered else 0.0,
+        "inpainted_correctness": sum(inpaint_correct_total) / len(inpaint_correct_total) if inpaint_correct_total else 0.0,
+        "replaced_rows_K": float(K_total),
+        "mean_hint_ratio": sum(etas) / len(etas) if etas else 0.0,
+        "final_correctness": correct.mean().item(),
+        **t,
+    })
+    full_mask = torch.cat([pmask, torch.ones_like(sequences[:, pmask.shape[1]:])], dim=1)
+    return RolloutBatch(sequences, full_mask, pmask.shape[1], hint_mask, correct, fmt, texts, stats)

@@ -1,0 +1,127 @@
+"""The CLI end to end with Typer's CliRunner: listing, describe, validate, run, grade, and bad input (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from igpo_kit.cli.main import app
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_imports_no_torch():
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom igpo_kit.cli.main import app\n"
+            "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
+            "assert 'torch' not in sys.modules\nprint('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_ls_components_and_recipes():
+    r = invoke("ls", "components", "--json")
+    assert r.exit_code == 0
+    names = {(row["kind"], row["name"]) for row in json.loads(r.stdout)}
+    assert {("sampler", "low_confidence"), ("grader", "math_verify"), ("model", "tiny")} <= names
+    r = invoke("ls", "recipes", "--json")
+    assert "tiny/eval.gin" in json.loads(r.stdout) and "igpo_full.gin" in json.loads(r.stdout)
+
+
+def test_describe_sampler():
+    r = invoke("describe", "sampler", "low_confidence", "--json")
+    assert r.exit_code == 0
+    d = json.loads(r.stdout)
+    assert d["defaults"]["block_length"] == 32 and "temperature" in d["signature"] and d["doc"]
+
+
+def test_validate_all_headline_recipes():
+    r = invoke("validate", "eval/llada_paper.gin", "igpo_full.gin", "grpo.gin", "grpo_resample.gin", "tiny/eval.gin")
+    assert r.exit_code == 0, r.output
+
+
+def test_paper_eval_dry_run_writes_nothing(tmp_path):
+    r = invoke("run", "recipes/eval/llada_paper.gin", "--dry-run", "--runs-dir", tmp_path / "runs")
+    assert r.exit_code == 0, r.output
+    assert "amc/sampler.low_confidence.temperature = %AMC_TEMPERATURE" in r.stdout
+    assert "AMC_TEMPERATURE = 0.5" in r.stdout and "trust_remote_code = True" in r.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_tiny_eval_run_record_and_grade(tmp_path):
+    runs = tmp_path / "runs"
+    r = invoke("run", "tiny/eval.gin", "--runs-dir", runs, "--json", "-b", "entry.evaluate.progress = False")
+    assert r.exit_code == 0, r.output
+    run_dir = Path(json.loads(r.stdout)["run_dir"])
+    for f in ("config.gin", "operative_config.gin", "bindings.txt", "run.json", "metrics.jsonl", "DONE",
+              "summary.json", "generations/gsm8k.jsonl"):
+        assert (run_dir / f).exists(), f
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "done" and info["seed"] == 0 and "torch" in info["versions"]
+    assert "git" in info and "command" in info and "environ" not in json.dumps(info).lower()
+    assert (run_dir / "bindings.txt").read_text().strip() == "entry.evaluate.progress = False"
+    rows = [json.loads(x) for x in (run_dir / "generations/gsm8k.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and {"prompt", "completion", "extracted", "gold", "score"} <= set(rows[0])
+    # same config again: the finished run is returned, not redone
+    r2 = invoke("run", "tiny/eval.gin", "--runs-dir", runs, "--json", "-b", "entry.evaluate.progress = False")
+    assert json.loads(r2.stdout)["run_dir"] == str(run_dir)
+    # show a run; re-grade its generations
+    assert "entry.evaluate" in invoke("show", run_dir).stdout
+    g = invoke("grade", run_dir / "generations/gsm8k.jsonl", "--grader", "gsm8k", "--json", "--workers", "1")
+    assert g.exit_code == 0 and json.loads(g.stdout)["n"] == 4
+
+
+BAD = [
+    (["run", "tiny/eval.gin", "-b", "gsm8k/tasks.task.grader = @grader.math_verfy()"], "unknown grader 'math_verfy'"),
+    (["run", "tiny/eval.gin", "-b", "gsm8k/sampler.low_confidence.stepz = 4"], "did you mean steps"),
+    (["run", "tiny/eval.gin", "-b", "SEEDD = 3"], "macro SEEDD is defined but nothing uses it"),
+    (["run", "tiny/eval.gin", "-b", "gsm8k/sampler.low_confidence.steps = 'x'"], "expected int, got str"),
+    (["run", "tiny/evl.gin"], "recipe not found"),
+    (["validate", "tiny/eval.gin", "-b", "entry.evaluat.seed = 1"], "did you mean entry.evaluate"),
+    (["describe", "sampler", "low_confidense"], "did you mean 'low_confidence'"),
+    (["ls", "component"], "unknown listing"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD, ids=[b[1][:30] for b in BAD])
+def test_bad_input_exits_2_with_one_clear_line(args, needle, tmp_path):
+    r = runner.invoke(app, args + (["--runs-dir", str(tmp_path)] if args[0] == "run" else []))
+    assert r.exit_code == 2, r.output
+    assert needle in r.output.replace("\n", " ") or needle in (r.stderr or "").replace("\n", " ")
+    assert "Traceback" not in r.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_malformed_dataset_row_and_missing_field(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"question": "2+2?", "answer": "#### 4"}\n{oops\n')
+    r = runner.invoke(app, ["run", "tiny/eval.gin", "--runs-dir", str(tmp_path / "runs"),
+                            "-b", f"gsm8k/dataset.gsm8k.path = '{bad}'"])
+    assert r.exit_code == 2 and f"{bad}:3" in r.output.replace("\n", ""), r.output
+    nofield = tmp_path / "nofield.jsonl"
+    nofield.write_text('{"question": "1+1?", "solution": "2"}\n')
+    r = runner.invoke(app, ["run", "tiny/eval.gin", "--runs-dir", str(tmp_path / "runs"),
+                            "-b", f"gsm8k/dataset.gsm8k.path = '{nofield}'"])
+    assert r.exit_code == 2 and "answer" in r.output, r.output
+    # nothing half-written: the failed run left a FAILED marker and no DONE
+    assert not list((tmp_path / "runs").rglob("DONE"))
+
+
+def test_trust_remote_code_needed_but_not_set(tmp_path):
+    ckpt = tmp_path / "llada"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "llada", "auto_map": {
+        "AutoConfig": "configuration_llada.LLaDAConfig", "AutoModel": "modeling_llada.LLaDAModelLM"}}))
+    r = runner.invoke(app, ["run", "eval/llada_paper.gin", "--runs-dir", str(tmp_path / "runs"),
+                            "-b", f"MODEL_PATH = '{ckpt}'", "-b", "model.llada.trust_remote_code = False"])
+    assert r.exit_code == 2, r.output
+    assert "trust_remote_code" in r.output and "model.llada.trust_remote_code = True" in r.output.replace("\n", "")
