@@ -53,9 +53,22 @@ def prepare(recipe: str | None, gin_files=(), bindings=(), plugins=(), runs_dir:
     return Plan(config=config, run_dir=Path(runs_dir or default_runs_dir()) / name / rid, plugins=list(plugins))
 
 
+def process_rank() -> int:
+    """This process's rank in a multi-task job: ``$RANK``, else ``$SLURM_PROCID``, else 0."""
+    for var in ("RANK", "SLURM_PROCID"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | Path = "runs/run",
             plugins: list[str] | tuple = (), argv: list[str] | None = None) -> dict[str, Any]:
-    """Parse ``config_text``, record the run, call the job (resuming in ``run_dir``), mark DONE or FAILED."""
+    """Parse ``config_text``, record the run, call the job (resuming in ``run_dir``), mark DONE or FAILED.
+
+    Every rank of a multi-task job calls this; only rank 0 (:func:`process_rank`) writes the run record
+    (config.gin, run.json, operative config, result.json, DONE/FAILED); the others only run the job.
+    """
     from igpo_kit import config as cfg
     from igpo_kit.runs import Run, start_record, write_atomic
 
@@ -65,6 +78,9 @@ def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | P
     if (run_dir / "DONE").exists() and result_path.exists():
         return json.loads(result_path.read_text())
     config = cfg.parse(text=config_text)
+    if process_rank() != 0:
+        result = cfg.call_job(config, run=Run(run_dir))
+        return {**(result if isinstance(result, dict) else {"result": result}), "run_dir": str(run_dir)}
     seed = cfg.query(f"igpo_kit.entry.{config.job}.seed")
     from igpo_kit.registry import LOADED_PLUGINS
 
@@ -93,4 +109,4 @@ def run_local(plan: Plan, argv: list[str] | None = None) -> dict[str, Any]:
     return execute(plan.config.text, plan.config.bindings, plan.run_dir, plan.plugins, argv=argv or sys.argv)
 
 
-__all__ = ["ConfigError", "Plan", "execute", "prepare", "run_local"]
+__all__ = ["ConfigError", "Plan", "execute", "prepare", "process_rank", "run_local"]

@@ -11,8 +11,8 @@ python -c "import igpo_kit, torch, gin, submitit, math_verify" # fail early if t
 
 stop_slurm=0
 if [ "${IGPO_KIT_SLURM_TESTS:-1}" = 1 ] && [ -z "${SLURM_CONF:-}" ] && [ "$(id -u)" = 0 ] && [ -x slurm/local-cluster.sh ]; then
-  if out=$(bash slurm/local-cluster.sh start 2>&1); then
-    export SLURM_CONF=$(bash slurm/local-cluster.sh conf)
+  if out=$(bash slurm/local-cluster.sh start 2>&1) && echo "$out" | grep -q '^export SLURM_CONF='; then
+    eval "$(echo "$out" | grep '^export SLURM_CONF=' | tail -1)"
     stop_slurm=1
   else
     echo "local Slurm could not be started (Slurm tests will skip):"; echo "$out" | tail -5

@@ -299,3 +299,5 @@ def main():  # console script
 
 if __name__ == "__main__":
     main()
+from igpo_kit.cli import experiments  # noqa: E402,F401  registers sweep, report
+from igpo_kit.cli import launch_cmds  # noqa: E402,F401

@@ -18,7 +18,7 @@ def rl(
     advantage_estimator: Any = None,
     logprob_estimator: Any = None,
     loss: Any = None,
-    kl_beta: float = 0.01,
+    trace_corruption: Any = None,
     group_size: int = 8,
     prompts_per_step: int = 1,
     max_steps: int = 1440,
@@ -55,7 +55,9 @@ def rl(
         hint_chunker, replacement_policy, entropy_filter: IGPO's components (paper, igpo (lambda), top_fraction (tau));
             ``replacement_policy.none()`` gives GRPO, ``replacement_policy.resample()`` GRPO + resample (App. L).
         advantage_estimator, logprob_estimator, loss: Eq. 2, mean-field log-probs, Eq. 3-5.
-        kl_beta: beta of the k3 KL to the reference (0 disables the reference model).
+        trace_corruption: optional ``@corruption.<kind>()`` applied to ground-truth traces before they become
+            hints (App. J noise robustness).
+        The KL weight beta is the loss's ``kl_beta``; with beta = 0 no reference model is kept.
         group_size: G. prompts_per_step: prompts per rollout batch per process. max_steps: optimizer steps.
         inner_iters: mu, optimizer steps per rollout batch. hint_ratio_low/high: eta ~ U[low, high].
         lora_rank: >0 trains a LoRA adapter (peft) on ``lora_target_modules`` (LLaDA's names by default; every
@@ -80,7 +82,8 @@ def rl(
         entropy_filter=entropy_filter or ent_k.top_fraction(),
         advantage_estimator=advantage_estimator or adv_k.mean_centered(),
         logprob_estimator=logprob_estimator or lp_k.mean_field(),
-        loss=loss or loss_k.token_clip(kl_beta=kl_beta),
+        loss=loss or loss_k.token_clip(),
+        trace_corruption=trace_corruption,
     )
     if lora_rank > 0:
         model = _with_lora(model, lora_rank, lora_alpha, lora_dropout, list(lora_target_modules))
@@ -92,7 +95,7 @@ def rl(
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, grade_timeout_s=grade_timeout_s,
         grade_workers=grade_workers, seed=seed,
     )
-    return train_rl(model, list(dataset), components, settings, run, kl_beta=kl_beta, lora=lora_rank > 0)
+    return train_rl(model, list(dataset), components, settings, run, lora=lora_rank > 0)
 
 
 def _with_lora(model, rank: int, alpha: int, dropout: float, targets: list[str]):

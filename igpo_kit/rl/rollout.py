@@ -59,11 +59,13 @@ def collect(
     grade_timeout_s: float = 5.0,
     grade_workers: int = 2,
     trace_cache: dict | None = None,
+    trace_corruption=None,
 ) -> RolloutBatch:
     """Roll out ``G`` completions for each of the ``N`` examples; rescue all-wrong groups by inpainting.
 
     One batched sampler call makes all ``N*G`` rollouts; one more batched call makes the ``G`` inpainted (or, for
-    the ``resample`` policy, hint-free) rollouts of every triggered group. Rows are replaced per group as the
+    the ``resample`` policy, hint-free) rollouts of every triggered group. ``trace_corruption`` (App. J) corrupts
+    the ground-truth trace before it is chunked into hints. Rows are replaced per group as the
     replacement policy selects (``K = min(#correct, floor(lambda*G))`` for IGPO).
     """
     from igpo_kit.hints.chunking import sample_hint_ratios
@@ -109,18 +111,20 @@ def collect(
                 ex = examples[n]
                 if not ex.trace:
                     continue
-                cache_key = (ex.id, L)
-                if trace_cache is not None and cache_key in trace_cache:
-                    trace = trace_cache[cache_key]
+                if trace_corruption is not None:  # App. J: noisy hints, fresh noise at every rescue
+                    trace = tokenize_trace(model.tokenizer, trace_corruption(ex.trace, generators["hints"]),
+                                           max_tokens=L)
+                elif trace_cache is not None and (ex.id, L) in trace_cache:
+                    trace = trace_cache[(ex.id, L)]
                 else:
                     trace = tokenize_trace(model.tokenizer, ex.trace, max_tokens=L)
                     if trace_cache is not None:
-                        trace_cache[cache_key] = trace
+                        trace_cache[(ex.id, L)] = trace
                 ratios = sample_hint_ratios(G, hint_ratio_low, hint_ratio_high, generators["hints"])
-                for j in range(G):
-                    plan = hint_chunker(trace, L, float(ratios[j]), generators["hints"])
+                plans = hint_chunker.plan_group(trace, L, ratios, generators["hints"])  # Alg. 1 lines 5-7
+                for j, plan in enumerate(plans):
                     hint_ids[k * G + j], hmask[k * G + j] = plan.hint_ids, plan.hint_mask
-                    etas.append(float(ratios[j]))
+                etas += [float(r) for r in ratios]
         t0 = time.perf_counter()
         sub = sampler(model, ids[rows], attention_mask=pmask[rows], hint_ids=hint_ids.to(ids.device),
                       hint_mask=hmask.to(ids.device), generator=generators["rollout"])

@@ -69,6 +69,7 @@ class Components:
     logprob_estimator: Any
     loss: Any
     format_grader: Any = None
+    trace_corruption: Any = None
 
 
 @dataclass
@@ -123,8 +124,11 @@ def make_reference(model: DiffusionLM, lora: bool) -> DiffusionLM | None:
 
 
 def train_rl(model: DiffusionLM, examples: list, components: Components, settings: RLSettings, run,
-             kl_beta: float, lora: bool = False, accelerator=None) -> dict[str, Any]:
-    """Train ``model`` with IGPO/GRPO; returns final metrics. Resumes from ``run``'s latest checkpoint."""
+             lora: bool = False, accelerator=None) -> dict[str, Any]:
+    """Train ``model`` with IGPO/GRPO; returns final metrics. Resumes from ``run``'s latest checkpoint.
+
+    The reference policy is kept only when the loss has a KL term (``components.loss.kl_beta > 0``).
+    """
     from accelerate import Accelerator
     from rich.console import Console
 
@@ -136,6 +140,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     rank, world = acc.process_index, acc.num_processes
     c, s = components, settings
+    kl_beta = float(getattr(c.loss, "kl_beta", 0.0))
     G, mu = s.group_size, s.inner_iters
     if G < 2:
         from igpo_kit.errors import ConfigError
@@ -175,7 +180,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
         batch_examples = _next_examples(examples, state, s.prompts_per_step, rank, world, s.seed)
         batch = collect(policy, batch_examples, c.prompt, c.sampler, c.grader, c.format_grader, G, c.hint_chunker,
                         c.replacement_policy, s.hint_ratio_low, s.hint_ratio_high, gens, s.grade_timeout_s,
-                        s.grade_workers, trace_cache)
+                        s.grade_workers, trace_cache, c.trace_corruption)
         rewards = batch.correctness + s.format_weight * batch.fmt
         adv = c.advantage_estimator(rewards).reshape(-1).to(batch.sequences.device)
         P = batch.prompt_length
@@ -187,10 +192,10 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                 if ref_model is None:
                     with acc.unwrap_model(network).disable_adapter():
                         ref_lp = c.logprob_estimator(policy, batch.sequences, P, batch.attention_mask,
-                                                     generator=gens["logprob"]).logps
+                                                     generator=gens["logprob"], compute_entropy=False).logps
                 else:
                     ref_lp = c.logprob_estimator(ref_model, batch.sequences, P, batch.attention_mask,
-                                                 generator=gens["logprob"]).logps
+                                                 generator=gens["logprob"], compute_entropy=False).logps
         logprob_s = time.perf_counter() - t0
         loss_mask = completion_mask(batch.sequences[:, P:], model.eos_id)
         kept = c.entropy_filter(old.entropies, batch.hint_mask, loss_mask)
@@ -205,7 +210,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
             for start in range(0, rows, mb):
                 sl = slice(start, min(rows, start + mb))
                 cur = c.logprob_estimator(policy, batch.sequences[sl], P, batch.attention_mask[sl],
-                                          generator=gens["logprob"])
+                                          generator=gens["logprob"], compute_entropy=False)
                 loss, stats = c.loss(cur.logps, old.logps[sl], None if ref_lp is None else ref_lp[sl], adv[sl],
                                      kept[sl], batch.hint_mask[sl])
                 acc.backward(loss * (sl.stop - sl.start) / rows)
