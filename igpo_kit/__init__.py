@@ -20,6 +20,7 @@ KINDS = (
     "logprob_estimator",
     "loss",
     "corruption",
+    "rewrite_backend",
 )
 
 

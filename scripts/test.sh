@@ -3,11 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-[ -x .venv/bin/python ] || python3 -m venv .venv
+bash scripts/install.sh test   # .venv with torch's CPU build first, then igpo-kit[test]
 . .venv/bin/activate
-pip install -q torch==2.13.0 2>&1 | grep -v "is ignored" || true   # CPU build; a bare torch would pull CUDA
-pip install -q -e '.[test]' 2>&1 | grep -v "is ignored" || true
-python -c "import igpo_kit, torch, gin, submitit, math_verify" # fail early if the install did not work
 
 stop_slurm=0
 if [ "${IGPO_KIT_SLURM_TESTS:-1}" = 1 ] && [ -z "${SLURM_CONF:-}" ] && [ "$(id -u)" = 0 ] && [ -x slurm/local-cluster.sh ]; then

@@ -297,7 +297,9 @@ def main():  # console script
     app()
 
 
+from igpo_kit.cli import experiments, launch_cmds  # noqa: E402,F401  registers sweep, report, launch commands
+
 if __name__ == "__main__":
-    main()
-from igpo_kit.cli import experiments  # noqa: E402,F401  registers sweep, report
-from igpo_kit.cli import launch_cmds  # noqa: E402,F401
+    from igpo_kit.cli.main import main as _main  # the registered app, not the __main__ copy
+
+    _main()

@@ -25,6 +25,9 @@ class DiffusionLM:
             skip the LM head outside the active block.
         suppress_mask: set the mask token's logit to the dtype's minimum (an untrained or tiny model would
             otherwise predict M itself; real checkpoints never do, so LLaDA leaves this off).
+        padding_mask_4d: pass left padding as a 4-D boolean key mask ``[B, 1, 1, T]``. Needed for decoder
+            architectures made bidirectional (the tiny Gemma): transformers 5 turns a 2-D padding mask into a
+            causal one for them, which would silently break the bidirectional mask predictor.
     """
 
     network: torch.nn.Module
@@ -35,6 +38,7 @@ class DiffusionLM:
     pad_id: int | None = None
     logits_slice: bool = False
     suppress_mask: bool = False
+    padding_mask_4d: bool = False
     name: str = "model"
     meta: dict = field(default_factory=dict)
 
@@ -64,7 +68,8 @@ class DiffusionLM:
         """
         kwargs: dict[str, Any] = {"input_ids": input_ids}
         if attention_mask is not None and not bool(attention_mask.all()):
-            kwargs["attention_mask"] = attention_mask
+            mask = attention_mask.bool()
+            kwargs["attention_mask"] = mask[:, None, None, :] if self.padding_mask_4d else attention_mask
         if positions is not None and self.logits_slice:
             idx = torch.arange(input_ids.shape[1], device=input_ids.device)[positions]
             kwargs["logits_to_keep"] = idx

@@ -66,6 +66,7 @@ def _wrap(network, tok, name: str) -> DiffusionLM:
         pad_id=tok.pad_token_id,
         logits_slice=True,
         suppress_mask=True,
+        padding_mask_4d=True,
         name=name,
     )
 

@@ -125,3 +125,11 @@ def test_trust_remote_code_needed_but_not_set(tmp_path):
                             "-b", f"MODEL_PATH = '{ckpt}'", "-b", "model.llada.trust_remote_code = False"])
     assert r.exit_code == 2, r.output
     assert "trust_remote_code" in r.output and "model.llada.trust_remote_code = True" in r.output.replace("\n", "")
+
+
+def test_cli_reference_is_current():
+    """cli/REFERENCE.md is what ``python -m igpo_kit.cli.reference`` renders from the app (regenerate it)."""
+    from igpo_kit.cli.reference import render
+
+    shipped = (Path(__file__).resolve().parents[2] / "cli" / "REFERENCE.md").read_text()
+    assert shipped == render(), "cli/REFERENCE.md is stale: python -m igpo_kit.cli.reference > cli/REFERENCE.md"

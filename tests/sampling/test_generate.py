@@ -303,12 +303,8 @@ def _adapter_padding_is_exact(model) -> bool:
 
 def test_left_padding_equals_alone_tiny(tiny_lm, toy_factory):
     """Same through the real tiny transformer (with the toy's context terms so tokens are diverse)."""
-    if not _adapter_padding_is_exact(tiny_lm):
-        pytest.xfail(
-            "DiffusionLM.logits with a 2-D padding mask is not padding-exact for this network (transformers' Gemma "
-            "builds a CAUSAL mask whenever attention_mask is passed, ignoring use_bidirectional_attention); "
-            "models/base.py should pass a 4-D key-padding mask [B, 1, 1, T]"
-        )
+    # transformers' Gemma builds a CAUSAL mask from a 2-D padding mask; the adapter must pass a 4-D key mask
+    assert _adapter_padding_is_exact(tiny_lm)
     lm = toy_factory()
     g = torch.Generator().manual_seed(0)
     prompt_list = [torch.randint(8, 104, (n,), generator=g).tolist() for n in (7, 12, 9)]
