@@ -36,10 +36,11 @@ class RolloutBatch:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def _grade(grader, texts: list[str], golds: list[str], timeout_s: float, workers: int) -> tuple[torch.Tensor, int]:
+def _grade(grader, texts: list[str], golds: list[str], timeout_s: float, workers: int,
+           pool=None) -> tuple[torch.Tensor, int]:
     from igpo_kit.grading.pool import grade_many
 
-    report = grade_many(grader, texts, golds, timeout_s=timeout_s, workers=workers)
+    report = grade_many(grader, texts, golds, timeout_s=timeout_s, workers=workers, pool=pool)
     return torch.tensor(report.scores, dtype=torch.float32), report.timeouts
 
 
@@ -60,13 +61,15 @@ def collect(
     grade_workers: int = 2,
     trace_cache: dict | None = None,
     trace_corruption=None,
+    grade_pool=None,
 ) -> RolloutBatch:
     """Roll out ``G`` completions for each of the ``N`` examples; rescue all-wrong groups by inpainting.
 
     One batched sampler call makes all ``N*G`` rollouts; one more batched call makes the ``G`` inpainted (or, for
     the ``resample`` policy, hint-free) rollouts of every triggered group. ``trace_corruption`` (App. J) corrupts
     the ground-truth trace before it is chunked into hints. Rows are replaced per group as the
-    replacement policy selects (``K = min(#correct, floor(lambda*G))`` for IGPO).
+    replacement policy selects (``K = min(#correct, floor(lambda*G))`` for IGPO). ``grade_pool``: a
+    :class:`~igpo_kit.grading.pool.GradingPool` reused across steps (else each grading call forks its own).
     """
     from igpo_kit.hints.chunking import sample_hint_ratios
     from igpo_kit.hints.answer_span import tokenize_trace
@@ -89,8 +92,8 @@ def collect(
     texts = [model.decode(r) for r in gen.completions.tolist()]
 
     t0 = time.perf_counter()
-    correct, timeouts = _grade(grader, texts, golds, grade_timeout_s, grade_workers)
-    fmt = (_grade(format_grader, texts, golds, grade_timeout_s, grade_workers)[0] if format_grader is not None
+    correct, timeouts = _grade(grader, texts, golds, grade_timeout_s, grade_workers, grade_pool)
+    fmt = (_grade(format_grader, texts, golds, grade_timeout_s, grade_workers, grade_pool)[0] if format_grader is not None
            else torch.zeros(N * G))
     t["grading_s"] += time.perf_counter() - t0
     correct, fmt = correct.view(N, G), fmt.view(N, G)
@@ -131,8 +134,8 @@ def collect(
         t["inpaint_s"] = time.perf_counter() - t0
         sub_texts = [model.decode(r) for r in sub.completions.tolist()]
         t0 = time.perf_counter()
-        sub_correct, _ = _grade(grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers)
-        sub_fmt = (_grade(format_grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers)[0]
+        sub_correct, _ = _grade(grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers, grade_pool)
+        sub_fmt = (_grade(format_grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers, grade_pool)[0]
                    if format_grader is not None else torch.zeros(len(rows)))
         t["grading_s"] += time.perf_counter() - t0
         for k, n in enumerate(triggered):

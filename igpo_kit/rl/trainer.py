@@ -134,6 +134,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
 
     from igpo_kit.checkpoint import (capture_generators, load_latest, model_dir, restore_generators,
                                      save_checkpoint)
+    from igpo_kit.grading.pool import GradingPool
     from igpo_kit.rl.logprobs import completion_mask
     from igpo_kit.rl.rollout import collect
 
@@ -169,9 +170,11 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
         restore_generators(gens, st["generators"][rank] if isinstance(st["generators"], list) else st["generators"])
         state = _State(**{k: st["loop"][k] for k in ("step", "rollouts", "data_pos", "epoch", "metric_lines")})
         if acc.is_main_process:
-            run.truncate_metrics(state.metric_lines)
             Console(stderr=True).print(f"resumed from {ckpt.name} (step {state.step})")
+    if acc.is_main_process:  # drop lines logged after the checkpoint we restart from (all of them on a fresh start)
+        run.truncate_metrics(state.metric_lines)
     console = Console(stderr=True)
+    grade_pool = GradingPool(workers=s.grade_workers)  # forked once, reused by every step; closed below or at exit
     trace_cache: dict = {}
     network.eval()  # dropout off everywhere: old/current/ref log-probs come from the same function
     last: dict[str, Any] = {}
@@ -180,7 +183,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
         batch_examples = _next_examples(examples, state, s.prompts_per_step, rank, world, s.seed)
         batch = collect(policy, batch_examples, c.prompt, c.sampler, c.grader, c.format_grader, G, c.hint_chunker,
                         c.replacement_policy, s.hint_ratio_low, s.hint_ratio_high, gens, s.grade_timeout_s,
-                        s.grade_workers, trace_cache, c.trace_corruption)
+                        s.grade_workers, trace_cache, c.trace_corruption, grade_pool)
         rewards = batch.correctness + s.format_weight * batch.fmt
         adv = c.advantage_estimator(rewards).reshape(-1).to(batch.sequences.device)
         P = batch.prompt_length
@@ -254,6 +257,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                 }, model_dir_writer=lambda p: torch.save(unwrapped.state_dict(), p / "network.pt"),
                     keep=s.keep_checkpoints)
             acc.wait_for_everyone()
+    grade_pool.close()
     if acc.is_main_process:
         out = run.dir / "model"
         unwrapped = acc.unwrap_model(network)
@@ -269,7 +273,8 @@ def _mean_over_ranks(acc, metrics: dict) -> dict:
     keys = [k for k, v in metrics.items() if isinstance(v, (int, float))]
     t = torch.tensor([float(metrics[k]) for k in keys], device=acc.device)
     t = acc.reduce(t, reduction="mean")
-    return {**metrics, **{k: float(v) for k, v in zip(keys, t.tolist())}}
+    return {**metrics, **{k: (int(round(v)) if isinstance(metrics[k], int) else float(v))
+                          for k, v in zip(keys, t.tolist())}}
 
 
 def _live_line(m: dict) -> str:
