@@ -6,7 +6,9 @@ Results go to stdout (``--json`` for machines); progress and messages go to stde
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
 import os
 import sys
@@ -31,6 +33,28 @@ err = Console(stderr=True)
 BIND = typer.Option(None, "-b", "--bind", help="gin binding KEY=VALUE (repeatable)")
 GIN_FILE = typer.Option(None, "-f", "--gin-file", help="extra gin file, parsed after the recipe (repeatable)")
 PLUGIN = typer.Option(None, "--plugin", help="module or .py file registering components (repeatable)")
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """While a job runs, whatever libraries print to stdout (DeepSpeed's accelerator banner, ...) goes to stderr,
+    at the file-descriptor level too, so stdout carries only the result (``--json`` stays parseable)."""
+    sys.stdout.flush()
+    try:
+        fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd = err_fd = None
+    saved = os.dup(fd) if fd is not None else None
+    if saved is not None:
+        os.dup2(err_fd, fd)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def handle_errors(fn):
@@ -103,7 +127,8 @@ def run(
         out.print(plan.config.text, highlight=False, markup=False)
         return
     err.print(f"[bold]{plan.config.job}[/bold] -> {plan.run_dir}")
-    result = run_local(plan, argv=sys.argv)
+    with stdout_to_stderr():
+        result = run_local(plan, argv=sys.argv)
     if as_json:
         out.print_json(json.dumps(result, default=str))
     else:

@@ -5,8 +5,10 @@ Each takes the whole experiment as arguments (components built from the registry
 """
 
 from igpo_kit.entry.evaluate import evaluate
+from igpo_kit.entry.rewrite import rewrite
 from igpo_kit.entry.rl import rl
+from igpo_kit.entry.sft import sft
 
-JOBS = ("evaluate", "rl")
+JOBS = ("evaluate", "rl", "sft", "rewrite")
 
-__all__ = ["JOBS", "evaluate", "rl"]
+__all__ = ["JOBS", "evaluate", "rewrite", "rl", "sft"]

@@ -133,3 +133,13 @@ def test_cli_reference_is_current():
 
     shipped = (Path(__file__).resolve().parents[2] / "cli" / "REFERENCE.md").read_text()
     assert shipped == render(), "cli/REFERENCE.md is stale: python -m igpo_kit.cli.reference > cli/REFERENCE.md"
+
+
+def test_json_result_is_the_only_stdout(tmp_path):
+    """Library chatter during a job (DeepSpeed's accelerator banner...) goes to stderr; stdout parses as JSON."""
+    r = subprocess.run([sys.executable, "-m", "igpo_kit.cli.main", "run", "tiny/igpo.gin", "--json",
+                        "--runs-dir", str(tmp_path), "-b", "entry.rl.max_steps = 2", "-b", "entry.rl.inner_iters = 1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout)
+    assert result["steps"] == 2 and Path(result["run_dir"]).is_dir()
