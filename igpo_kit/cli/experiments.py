@@ -23,6 +23,9 @@ SWEEP_EPILOG = """[bold]Examples[/bold]
   igpo-kit sweep tiny/ablations/entropy_tau.toml --max-parallel 2
   igpo-kit sweep tiny/igpo.gin --axis 'SEED=0,1,2' --axis 'entry.rl.hint_ratio_high=0.6,1.0'
   igpo-kit sweep --resume runs/sweeps/hint_ratio
+  igpo-kit sweep recipes/ablations/hint_ratio.toml --executor slurm --cluster mysite --max-parallel 4
+  igpo-kit sweep recipes/ablations/hint_ratio.toml --executor slurm --dry-run    # the sbatch array script
+  igpo-kit status runs/sweeps/hint_ratio  |  igpo-kit cancel runs/sweeps/hint_ratio --job CELL_ID
 """
 
 REPORT_EPILOG = """[bold]Examples[/bold]
@@ -131,45 +134,89 @@ def sweep(
     plugin: Optional[List[str]] = PLUGIN,
     sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", help="sweep directory (default "
                                              "runs/sweeps/<spec name>, under $IGPO_KIT_RUNS if set)"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="rerun the recorded sweep of this sweep "
-                                          "directory: only cells whose run dir lacks DONE"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="expand and validate every cell, print them; write "
-                                 "nothing, run nothing"),
-    max_parallel: int = typer.Option(1, "--max-parallel", "-j", help="cells at once (>1: subprocesses)"),
-    executor: str = typer.Option("local", help="local (in this process, or subprocesses with --max-parallel) | "
-                                 "subprocess"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="rerun (or resubmit) the recorded sweep of this "
+                                          "sweep directory: only cells whose run dir lacks DONE"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="expand and validate every cell, print them (slurm: "
+                                 "and the sbatch scripts); write nothing, run nothing"),
+    max_parallel: Optional[int] = typer.Option(None, "--max-parallel", "-j", help="cells at once: local, >1 runs "
+                                               "subprocesses (default 1); slurm, the job array's parallelism "
+                                               "limit (default: the resources profile's array_parallelism)"),
+    executor: Optional[str] = typer.Option(None, help="local (default; in this process, or subprocesses with "
+                                           "--max-parallel) | subprocess | slurm (one job array per resources "
+                                           "profile; returns at once). --resume of a Slurm sweep defaults to slurm"),
+    cluster: Optional[str] = typer.Option(None, help="slurm: cluster profile (default: the spec's cluster, else "
+                                          "the default cluster)"),
+    resources: Optional[str] = typer.Option(None, help="slurm: resources profile of every cell (default: the "
+                                            "arm's or spec's resources, else eval / sweep_cell by job kind)"),
+    slurm_set: Optional[List[str]] = typer.Option(None, "-S", help="slurm: profile override KEY=VALUE"),
+    wait: bool = typer.Option(False, help="slurm: stay and show a live table until every job ended"),
+    poll: float = typer.Option(5.0, help="slurm --wait: seconds between status checks"),
     as_json: bool = typer.Option(False, "--json", help="print the cells (and their status) as JSON"),
 ):
     """Run a grid of recipe variants: every cell is validated first; finished cells are never rerun.
 
-    Exit codes: 0 all cells done, 2 invalid spec or cell (nothing ran), 4 some cells failed.
+    With --executor slurm the cells are submitted as one job array per resources profile, a manifest.json is
+    written to the sweep directory and the command returns (igpo-kit status|logs|cancel SWEEP_DIR watch it).
+
+    Exit codes: 0 all cells done (slurm: submitted; with --wait: all done), 2 invalid spec or cell (nothing ran),
+    4 some cells failed.
     """
     from igpo_kit.errors import ConfigError
     from igpo_kit.sweep import default_sweep_dir, plan, run_cells
+    from igpo_kit.sweep import read_manifest as read_sweep_manifest
 
-    if executor not in ("local", "subprocess"):
-        if executor == "slurm":
-            raise ConfigError("--executor slurm is not available for sweeps yet; use local or subprocess")
-        raise ConfigError(f"unknown executor {executor!r} for sweeps (local, subprocess)")
-    if max_parallel < 1:
+    if executor is not None and executor not in ("local", "subprocess", "slurm"):
+        raise ConfigError(f"unknown executor {executor!r} for sweeps (local, subprocess, slurm)")
+    if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}")
     the_spec, resume_dir, recorded_plugins = _load_spec(spec, axis or [], bind or [], gin_file or [], resume)
+    launch: dict = {}
+    if resume_dir is not None and executor in (None, "slurm"):
+        recorded = read_sweep_manifest(resume_dir)
+        if recorded.get("executor") == "slurm":
+            executor, launch = "slurm", dict(recorded.get("launch") or {})
+    executor = executor or "local"
+    slurm_only = [o for o, v in (("--cluster", cluster), ("--resources", resources), ("-S", slurm_set),
+                                 ("--wait", wait)) if v]
+    if executor != "slurm" and slurm_only:
+        raise ConfigError(f"{', '.join(slurm_only)} only apply to --executor slurm")
+    if executor == "slurm":
+        cluster = cluster or launch.get("cluster")
+        resources = resources or launch.get("resources")
+        slurm_set = list(slurm_set or launch.get("overrides") or [])
+        max_parallel = max_parallel if max_parallel is not None else launch.get("max_parallel")
     plugins = list(plugin or []) or (recorded_plugins or [])
     sdir = Path(sweep_dir) if sweep_dir is not None else (resume_dir or default_sweep_dir(the_spec))
     t0 = time.time()
     sw = plan(the_spec, sdir, plugins)
-    sw.executor = executor if max_parallel == 1 or executor == "subprocess" else "local-subprocess"
+    local_parallel = max_parallel or 1
+    if executor != "slurm":
+        sw.executor = executor if local_parallel == 1 or executor == "subprocess" else "local-subprocess"
     counts = sw.counts()
     todo = [c for c in sw.cells if c.status != "done"]
-    title = f"sweep {the_spec.name}: {len(sw.cells)} cells ({counts.get('done', 0)} done, {len(todo)} to run)"
-    if as_json:
+    verb = "to submit" if executor == "slurm" else "to run"
+    title = f"sweep {the_spec.name}: {len(sw.cells)} cells ({counts.get('done', 0)} done, {len(todo)} {verb})"
+    slurm_dry = executor == "slurm" and dry_run
+    if not as_json:
+        (err if slurm_dry else out).print(_cells_table(sw, title))
+    elif not slurm_dry and executor != "slurm":
         out.print_json(json.dumps(sw.to_dict(), default=str))
-    else:
-        out.print(_cells_table(sw, title))
     err.print(f"validated {len(sw.cells)} cells in {time.time() - t0:.1f} s; sweep dir {sdir}", soft_wrap=True)
+    if executor == "slurm":
+        _sweep_slurm(sw, sdir, cluster=cluster, resources=resources, overrides=slurm_set, max_parallel=max_parallel,
+                     dry_run=dry_run, wait=wait, poll=poll, as_json=as_json)
+        return
     if dry_run:
         err.print("(dry run: nothing written, nothing run)")
         return
+    from igpo_kit.launch.sweep import active_cells
+
+    busy = active_cells(sdir)
+    clash = [(c, busy[str(Path(c.run_dir).absolute())]) for c in todo if str(Path(c.run_dir).absolute()) in busy]
+    if clash:
+        raise ConfigError(*[f"cell {c.id} is still {r.state} on Slurm (job {r.job_id})" for c, r in clash[:5]],
+                          f"wait for it (igpo-kit status {sdir}) or cancel it (igpo-kit cancel {sdir}) before "
+                          "running the sweep here")
     sw.save()
     total = len(todo)
     done_n = [0]
@@ -187,7 +234,7 @@ def sweep(
             err.print(f"[red]failed[/red] {c.id}: {c.error}{log}", highlight=False, soft_wrap=True)
 
     try:
-        run_cells(sw.cells, executor=executor, max_parallel=max_parallel, sweep_dir=sdir, plugins=plugins,
+        run_cells(sw.cells, executor=executor, max_parallel=local_parallel, sweep_dir=sdir, plugins=plugins,
                   on_update=on_update)
     finally:
         sw.save()
@@ -197,6 +244,30 @@ def sweep(
               + (f", {len(failed)} failed" if failed else "") + f"; manifest {sw.manifest_path}", soft_wrap=True)
     if failed:
         err.print(f"rerun the failed cells with: igpo-kit sweep --resume {sdir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED_CELLS)
+
+
+def _sweep_slurm(sw, sdir: Path, *, cluster, resources, overrides, max_parallel, dry_run: bool, wait: bool,
+                 poll: float, as_json: bool) -> None:
+    """``igpo-kit sweep --executor slurm``: submit (or preview) the job arrays; exit 4 after --wait when cells
+    did not finish."""
+    from igpo_kit.launch.sweep import submit_sweep
+
+    if not dry_run:
+        sw.save()  # the sweep manifest first: the cells' run dirs are known even if sbatch fails
+    result = submit_sweep(sw, cluster=cluster, resources=resources, overrides=overrides or [],
+                          max_parallel=max_parallel, dry_run=dry_run, wait=wait, console=err, poll_s=poll,
+                          write_scripts=not as_json)
+    if as_json:
+        out.print_json(json.dumps({**sw.to_dict(), "slurm": result}, default=str))
+    if dry_run or not wait:
+        return
+    failed = [c for c in sw.cells if c.status != "done"]
+    err.print(f"sweep {sw.spec.name}: {len(sw.cells) - len(failed)}/{len(sw.cells)} cells done"
+              + (f", {len(failed)} not done" if failed else "") + f"; manifest {sw.manifest_path}", soft_wrap=True)
+    if failed:
+        err.print(f"see `igpo-kit status {sdir}`; resubmit the missing cells with: igpo-kit sweep --resume {sdir}",
+                  highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED_CELLS)
 
 

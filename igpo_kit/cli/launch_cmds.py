@@ -1,5 +1,6 @@
 """``igpo-kit status | logs | cancel RUN_OR_SWEEP_DIR``: read the directory's ``manifest.json`` (written when
-``run --executor slurm|subprocess`` submitted it) and ask Slurm (sacct, else squeue) or the files.
+``run --executor slurm|subprocess`` or ``sweep --executor slurm`` submitted it) and ask Slurm (sacct, else
+squeue) or the files.
 
 Registered on the main Typer app (``from igpo_kit.cli import launch_cmds`` at the bottom of main.py). Works
 after the launcher exited and without Slurm accounting. A directory without ``manifest.json`` (a run made in
@@ -31,12 +32,14 @@ LOGS_EPILOG = """[bold]Examples[/bold]
   igpo-kit logs runs/igpo_full/547a0e9c47 -f         # follow until the job ends (Ctrl-C stops following)
   igpo-kit logs runs/igpo_full/547a0e9c47 --task 7 --stream err -n 0
   igpo-kit logs runs/sweeps/hint_ratio --job 3       # array element 3 of a sweep
+  igpo-kit logs runs/sweeps/hint_ratio --job partial-1a2b3c4d   # a sweep cell by its id
 """
 
 CANCEL_EPILOG = """[bold]Examples[/bold]
 
   igpo-kit cancel runs/igpo_full/547a0e9c47
   igpo-kit cancel runs/sweeps/hint_ratio --job 12_3 --job 12_4
+  igpo-kit cancel runs/sweeps/hint_ratio --job partial-1a2b3c4d     # one cell (sweep --resume resubmits it)
 """
 
 
@@ -76,19 +79,30 @@ def _records(manifest):
 
 
 def _select(manifest, job: Optional[str]):
+    """The manifest entry named by ``job``: a job id, a sweep cell id, or an array index (position for plain
+    jobs); the only entry when ``job`` is None."""
     from igpo_kit.errors import ConfigError
 
     if not manifest.jobs:
         raise ConfigError(f"{manifest.path}: the manifest lists no jobs")
     if job is None:
         if len(manifest.jobs) > 1:
+            example = manifest.jobs[0].cell or manifest.jobs[0].job_id
             raise ConfigError(f"{len(manifest.jobs)} jobs in this manifest; pick one with --job "
-                              f"(an id such as {manifest.jobs[0].job_id} or an array index)")
+                              f"(a job id such as {manifest.jobs[0].job_id}, a cell id such as {example}, or an "
+                              "array index)")
         return manifest.jobs[0]
-    for i, e in enumerate(manifest.jobs):
-        if job in (e.job_id, str(e.array_index if e.array_index is not None else i)):
-            return e
-    raise ConfigError(f"no job {job!r} in the manifest (jobs: {', '.join(manifest.job_ids)})")
+    for match in (lambda i, e: job == e.job_id, lambda i, e: bool(e.cell) and job == e.cell,
+                  lambda i, e: job == str(e.array_index if e.array_index is not None else i)):
+        found = [e for i, e in enumerate(manifest.jobs) if match(i, e)]
+        if len(found) > 1:
+            raise ConfigError(f"--job {job} matches {len(found)} jobs ({', '.join(e.job_id for e in found)}): "
+                              "give a job id or a cell id")
+        if found:
+            return found[0]
+    cells = [e.cell for e in manifest.jobs if e.cell]
+    raise ConfigError(f"no job {job!r} in the manifest (jobs: {', '.join(manifest.job_ids)}"
+                      + (f"; cells: {', '.join(cells)}" if cells else "") + ")")
 
 
 @app.command(epilog=STATUS_EPILOG)
@@ -130,7 +144,7 @@ def _tail(path: Path, n: int) -> tuple[str, int]:
 @handle_errors
 def logs(
     directory: Path = typer.Argument(..., help="run or sweep directory (holds manifest.json)"),
-    job: Optional[str] = typer.Option(None, "--job", "-j", help="job id or array index (sweeps)"),
+    job: Optional[str] = typer.Option(None, "--job", "-j", help="job id, cell id or array index (sweeps)"),
     task: int = typer.Option(0, "--task", "-t", help="task (rank) of a multi-task job"),
     stream: str = typer.Option("both", help="err | out | both (the training loop reports on stderr)"),
     lines: int = typer.Option(50, "--lines", "-n", help="last N lines (0: everything)"),
@@ -193,7 +207,8 @@ def logs(
 @handle_errors
 def cancel(
     directory: Path = typer.Argument(..., help="run or sweep directory (holds manifest.json)"),
-    job: Optional[List[str]] = typer.Option(None, "--job", "-j", help="only these job ids / array indices"),
+    job: Optional[List[str]] = typer.Option(None, "--job", "-j", help="only these job ids / cell ids / array "
+                                            "indices"),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Cancel the queued or running jobs of a submitted run or sweep.

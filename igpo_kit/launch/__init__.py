@@ -20,6 +20,7 @@ _EXPORTS = {
     "make_executor": "submit", "submit_calls": "submit", "EXECUTORS": "submit", "submit_run": "submit",
     "default_resources": "submit",
     "status_table": "status", "wait": "status", "progress": "status",
+    "submit_sweep": "sweep", "cell_resources": "sweep", "active_cells": "sweep",
 }
 
 

@@ -84,6 +84,7 @@ class Job(Checkpointable):
         """Run the job on this task (every task of a multi-task job calls it; only rank 0 writes the run
         record). Returns the job's result plus ``rank``/``world_size``/``backend`` of the process group the
         job ran in (``world_size`` 1 and ``backend`` None without one)."""
+        stop_on_sigterm()
         setup_distributed()
         from igpo_kit import runner  # lazy: keeps the pickle small and submit-side imports cheap
 
@@ -100,6 +101,35 @@ class Job(Checkpointable):
                           plugins=list(self.plugins), name=self.name, argv=list(self.argv))
 
 
+def _exit_on_sigterm(signum: int, frame: Any = None) -> None:
+    import sys
+
+    sys.stderr.write("igpo-kit: SIGTERM (scancel, requeue or the end of the time limit): stopping now; the run "
+                     "resumes from its latest checkpoint when started again\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+def stop_on_sigterm() -> bool:
+    """In a Slurm job, make SIGTERM end this task at once (exit status 143, nothing more written).
+
+    submitit ignores SIGTERM (its USR2 handler does the checkpoint-and-requeue before the time limit), so on
+    ``scancel``, ``scontrol requeue`` or preemption a task would keep training until Slurm's SIGKILL several
+    seconds later, writing metrics and checkpoints after Slurm already considers it gone. A :class:`Job` keeps
+    all its state on disk and its ``checkpoint()`` is instantaneous, so there is nothing to save on SIGTERM: the
+    next start resumes from the latest complete checkpoint either way. When USR2 comes first (time limit,
+    preemption with ``preempt_send_user_signal``), submitit's handler has already requeued the job and exited.
+    Returns whether the handler was installed (only under ``SUBMITIT_EXECUTOR=slurm``, in the main thread).
+    """
+    import signal
+    import threading
+
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    return True
+
+
 def process_group_info() -> dict[str, Any]:
     """``rank``, ``world_size`` and ``backend`` of the initialised torch.distributed group (the one the job
     formed, e.g. through accelerate), else this task's env rank with world size 1 and no backend."""
@@ -112,4 +142,4 @@ def process_group_info() -> dict[str, Any]:
     return {"rank": int(rank) if rank.isdigit() else 0, "world_size": 1, "backend": None}
 
 
-__all__ = ["Job", "process_group_info", "setup_distributed"]
+__all__ = ["Job", "process_group_info", "setup_distributed", "stop_on_sigterm"]

@@ -6,7 +6,7 @@ One manifest per run directory or sweep directory::
      "cluster": "h100", "resources": "rl", "profile": {...}, "folder": "<submitit folder, may hold %j>",
      "sbatch_script": "<path of the submitted script>", "submitted_at": "2026-11-22T05:40:53Z", "host": ...,
      "jobs": [{"job_id": "12_0", "array_index": 0, "run_dir": ..., "stdout": ..., "stderr": ...,
-               "result": ..., "submission_file": ...}, ...],
+               "result": ..., "submission_file": ..., "cell": <sweep cell id or null>}, ...],
      "cancelled": {"12_0": "<time>"}, "extra": {...}}
 
 Writes are atomic (temporary file + ``os.replace``). :func:`job_states` asks ``sacct`` first, falls back to
@@ -59,6 +59,7 @@ class JobEntry:
     stderr: str | None = None
     result: str | None = None  # submitit's result pickle of task 0
     submission_file: str | None = None
+    cell: str | None = None  # sweep cell id (sweeps only)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "JobEntry":
@@ -202,6 +203,7 @@ class JobStatus:
     source: str  # sacct | squeue | result | marker | manifest | log | none
     array_index: int | None = None
     run_dir: str | None = None
+    cell: str | None = None
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess | None:
@@ -357,7 +359,7 @@ def job_records(manifest: Manifest, *, use_sacct: bool = True, use_squeue: bool 
         if state is None and manifest.executor == "local" and _local_alive(jid):
             state, source = "RUNNING", "process"
         out.append(JobStatus(job_id=jid, state=state or "UNKNOWN", source=source or "none",
-                             array_index=entry.array_index, run_dir=entry.run_dir))
+                             array_index=entry.array_index, run_dir=entry.run_dir, cell=entry.cell))
     return out
 
 

@@ -68,16 +68,21 @@ def task_log(entry: JobEntry, task: int = 0, stream: str = "err") -> Path | None
 
 
 def status_table(manifest: Manifest, records: Sequence[JobStatus], *, title: str | None = None):
-    """A rich Table: one row per job (id, index, state, where the state came from, progress, run dir)."""
+    """A rich Table: one row per job (id, array index, sweep cell, state, where the state came from, progress,
+    run dir; relative to a sweep's directory)."""
     from rich.table import Table
 
+    root = manifest.path.parent if manifest.kind == "sweep" and manifest.path is not None else None
     counts = summarize({r.job_id: r.state for r in records})
     caption = "  ".join(f"{k.lower()} {v}" for k, v in counts.items())
     t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
     array = any(r.array_index is not None for r in records)
+    cells = any(r.cell for r in records)
     t.add_column("job")
     if array:
         t.add_column("#", justify="right")
+    if cells:
+        t.add_column("cell")
     t.add_column("state")
     t.add_column("from", style="dim")
     t.add_column("progress")
@@ -87,10 +92,23 @@ def status_table(manifest: Manifest, records: Sequence[JobStatus], *, title: str
         row = [r.job_id]
         if array:
             row.append("" if r.array_index is None else str(r.array_index))
+        if cells:
+            row.append(r.cell or "")
         row += [f"[{style}]{r.state}[/{style}]" if style else r.state, r.source, progress(r.run_dir),
-                r.run_dir or ""]
+                _short(r.run_dir, root)]
         t.add_row(*row)
     return t
+
+
+def _short(run_dir: str | None, root: Path | None) -> str:
+    if not run_dir:
+        return ""
+    if root is not None:
+        try:
+            return str(Path(run_dir).relative_to(root.absolute()))
+        except ValueError:
+            pass
+    return run_dir
 
 
 def manifest_title(manifest: Manifest) -> str:
@@ -164,7 +182,7 @@ def active(records: Sequence[JobStatus]) -> list[JobStatus]:
 
 
 def record_dicts(records: Sequence[JobStatus]) -> list[dict[str, Any]]:
-    return [{"job_id": r.job_id, "array_index": r.array_index, "state": r.state, "source": r.source,
+    return [{"job_id": r.job_id, "array_index": r.array_index, "cell": r.cell, "state": r.state, "source": r.source,
              "run_dir": r.run_dir, "progress": progress(r.run_dir)} for r in records]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -70,6 +71,31 @@ RESOURCES_BY_JOB = {"rl": "rl", "sft": "sft", "evaluate": "eval"}
 #: ``--executor subprocess`` runs on this machine: one node, one task, at most one GPU unless told otherwise
 SUBPROCESS_RESOURCES = "tiny"
 SUBMITIT_SUBDIR = "submitit"
+
+
+_RECIPE_DIRECTIVE = re.compile(r"^#\s*igpo-kit:\s*resources\s*=\s*['\"]?([A-Za-z0-9_.\-/]+)['\"]?\s*$")
+
+
+def recipe_resources(recipe: str | os.PathLike | None) -> str | None:
+    """The resources profile a recipe names in a leading comment line ``# igpo-kit: resources = NAME`` (among the
+    comment lines before the first statement), else None."""
+    if not recipe:
+        return None
+    try:
+        from igpo_kit import assets
+
+        path = assets.resolve_recipe(recipe)
+        lines = path.read_text().splitlines() if path.is_file() else []
+    except OSError:
+        return None
+    for line in lines:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        m = _RECIPE_DIRECTIVE.match(stripped)
+        if m:
+            return m.group(1)
+    return None
 
 
 def default_resources(job: str | None, executor: str = "slurm") -> str:
@@ -147,7 +173,8 @@ def submit_run(plan: Any, *, executor: str = "slurm", cluster: str | None = None
     ``executor``: ``slurm`` or ``subprocess`` (submitit's LocalExecutor: a detached process on this machine).
     The job carries only text (:class:`~igpo_kit.launch.job.Job`); its submitit folder is
     ``<run_dir>/submitit/%j`` and ``<run_dir>/manifest.json`` records job id, paths and the sbatch script.
-    ``resources`` defaults to :func:`default_resources` of the job kind, ``cluster`` to the default cluster;
+    ``resources`` defaults (Slurm) to the profile the recipe names (:func:`recipe_resources`), else to
+    :func:`default_resources` of the job kind; ``cluster`` to the default cluster;
     ``overrides`` are ``-S key=value`` strings. ``dry_run``: print the sbatch script submitit would write
     (Slurm; the plan for subprocess) to stdout and touch nothing. ``wait``: show a live status table until the
     job ends; raise ``RunError`` unless it COMPLETED. A run directory that is already DONE is not submitted
@@ -169,6 +196,8 @@ def submit_run(plan: Any, *, executor: str = "slurm", cluster: str | None = None
     say = functools.partial(console.print, highlight=False, soft_wrap=True)
     kind = CLI_EXECUTORS[executor]
     job_kind = getattr(plan.config, "job", None)
+    if resources is None and kind == "slurm":
+        resources = recipe_resources(getattr(plan.config, "recipe", None))
     profile = load_profile(cluster, resources or default_resources(job_kind, executor), list(overrides))
     if kind == "local" and profile.nodes > 1:
         raise ConfigError(f"--executor subprocess runs on this machine; resources {profile.resources!r} asks for "
@@ -243,5 +272,5 @@ def submit_run(plan: Any, *, executor: str = "slurm", cluster: str | None = None
     return out
 
 
-__all__ = ["CLI_EXECUTORS", "EXECUTORS", "RESOURCES_BY_JOB", "default_resources", "make_executor", "submit_calls",
-           "submit_run"]
+__all__ = ["CLI_EXECUTORS", "EXECUTORS", "RESOURCES_BY_JOB", "default_resources", "make_executor", "recipe_resources",
+           "submit_calls", "submit_run"]

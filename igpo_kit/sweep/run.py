@@ -39,13 +39,14 @@ class PlannedCell:
     run_dir: Path
     config_text: str
     job: str
-    status: str = "pending"  # pending | incomplete | running | done | failed
+    status: str = "pending"  # pending | incomplete | running | done | failed | submitted (Slurm)
     error: str | None = None
     seconds: float | None = None
     started: float | None = None
     finished: float | None = None
     log: str | None = None
     returncode: int | None = None
+    job_id: str | None = None  # Slurm job (array element) id when submitted with --executor slurm
 
     @property
     def id(self) -> str:
@@ -62,6 +63,7 @@ class Sweep:
     plugins: list[str] = field(default_factory=list)
     executor: str = "local"
     created: float | None = None
+    launch: dict[str, Any] = field(default_factory=dict)  # Slurm settings of the last submission (for --resume)
 
     @property
     def manifest_path(self) -> Path:
@@ -83,6 +85,7 @@ class Sweep:
             "spec_text": _spec_text(self.spec),
             "plugins": self.plugins,
             "executor": self.executor,
+            **({"launch": self.launch} if self.launch else {}),
             "created": self.created,
             "updated": time.time(),
             "axes": {k: short[k] for k in self.spec.axis_keys},
@@ -93,7 +96,7 @@ class Sweep:
                     "values": c.cell.values, "bindings": c.cell.bindings, "gin_files": c.cell.gin_files,
                     "base": c.cell.base, "job": c.job, "run_dir": _rel(c.run_dir, self.dir), "status": c.status,
                     "error": c.error, "seconds": c.seconds, "started": c.started, "finished": c.finished,
-                    "log": c.log, "returncode": c.returncode,
+                    "log": c.log, "returncode": c.returncode, **({"job_id": c.job_id} if c.job_id else {}),
                 }
                 for c in self.cells
             ],
@@ -335,11 +338,12 @@ def run_cells(cells: Sequence[PlannedCell], executor: str = "local", max_paralle
     executor: ``local`` runs in this process one after another (``max_parallel`` 1) or as up to ``max_parallel``
     subprocesses; ``subprocess`` always uses subprocesses (``python -m igpo_kit.sweep._worker``, fed the resolved
     config text on stdin: only text crosses). ``on_update(cell)`` is called on every status change (the CLI
-    rewrites the manifest there). A Slurm executor plugs in here (one job array over the pending cells).
+    rewrites the manifest there). Slurm is :func:`igpo_kit.launch.sweep.submit_sweep` (job arrays, returns at once).
     """
     if executor not in EXECUTORS:
         if executor == "slurm":
-            raise ConfigError("--executor slurm is not available for sweeps yet; use local or subprocess")
+            raise ConfigError("run_cells runs cells on this machine; submit to Slurm with "
+                              "igpo_kit.launch.sweep.submit_sweep (igpo-kit sweep --executor slurm)")
         raise ConfigError(f"unknown executor {executor!r} for sweeps ({', '.join(EXECUTORS)})")
     if max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}")

@@ -8,8 +8,8 @@ A spec is a TOML file (``recipes/ablations/<name>.toml``)::
     baseline = "no_hints"                  # optional; the method `igpo-kit report` computes deltas against
     bindings = ["entry.rl.max_steps = 2"]  # optional; raw gin bindings of every cell
     gin_files = ["extra.gin"]              # optional; gin files parsed after the base recipe in every cell
-    resources = "rl"                       # optional; resource profile for the Slurm executor (recorded)
-    cluster = "h100"                       # optional; cluster profile for the Slurm executor (recorded)
+    resources = "rl"                       # optional; resource profile of every cell on Slurm (slurm/resources/)
+    cluster = "h100"                       # optional; cluster profile on Slurm (slurm/clusters/)
 
     [product]                              # grid: every combination of the values
     SEED = [0, 1, 2]
@@ -24,6 +24,7 @@ A spec is a TOML file (``recipes/ablations/<name>.toml``)::
     [[arm]]
     name = "full"
     bindings = ["entry.rl.hint_ratio_low = 1.0", "entry.rl.hint_ratio_high = 1.0"]
+    resources = "rl"                       # optional; this arm's resource profile (wins over the top-level one)
     [arm.product]                          # optional axes of this arm only (crossed with the global ones)
     RHO = [0.0, 0.1]
 
@@ -52,7 +53,7 @@ from igpo_kit.errors import ConfigError
 
 TOP_KEYS = ("base", "name", "description", "baseline", "bindings", "gin_files", "resources", "cluster",
             "product", "zip", "arm")
-ARM_KEYS = ("name", "description", "bindings", "gin_files", "product")
+ARM_KEYS = ("name", "description", "bindings", "gin_files", "product", "resources")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SEED_KEYS = ("SEED",)
 
@@ -73,6 +74,7 @@ class Arm:
     gin_files: list[str] = field(default_factory=list)
     product: list[Axis] = field(default_factory=list)
     description: str = ""
+    resources: str | None = None  # resource profile of this arm's cells on Slurm (None: the spec's)
 
 
 @dataclass
@@ -324,6 +326,8 @@ def spec_from_dict(data: dict[str, Any], source: str | None = None, default_name
             problems.append(f"{aw}: 'name' is required (letters, digits, '_', '-', '.'), got {aname!r}")
             continue
         aw = f"{where}: arm {aname!r}"
+        if "resources" in a and not isinstance(a["resources"], str):
+            problems.append(f"{aw}: resources must be a string, got {a['resources']!r}")
         if aname in seen:
             problems.append(f"{aw}: duplicate arm name")
         seen.add(aname)
@@ -336,7 +340,8 @@ def spec_from_dict(data: dict[str, Any], source: str | None = None, default_name
                 afiles.append(str(p))
         arms.append(Arm(name=aname, bindings=_str_list(a.get("bindings"), f"{aw}: bindings", problems),
                         gin_files=afiles, product=_axes(a.get("product", {}), f"{aw}: product", problems),
-                        description=str(a.get("description", ""))))
+                        description=str(a.get("description", "")),
+                        resources=a["resources"] if isinstance(a.get("resources"), str) else None))
     # one key on two axes would bind it twice in a cell
     global_keys = [ax.key for ax in product] + [ax.key for z in zips for ax in z]
     for key in sorted({k for k in global_keys if global_keys.count(k) > 1}):

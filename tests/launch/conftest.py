@@ -2,7 +2,8 @@
 
 Order: ``$SLURM_CONF`` when set and ``sinfo`` answers; else, as root, ``slurm/local-cluster.sh`` (reused when
 already running in ``$SLURM_LOCAL_DIR``, else started now and stopped at the end of the session — only what
-this fixture started); else the test is skipped with the reason. ``IGPO_SLURM_TESTS=0`` skips on purpose.
+this fixture started); else the test is skipped with the reason. ``IGPO_KIT_SLURM_TESTS=0`` (the switch
+scripts/test.sh reads; ``IGPO_SLURM_TESTS=0`` too) skips on purpose.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def _cpus(sinfo_out: str) -> int:
 def slurm_cluster():
     """A working Slurm for submitit ``cluster="slurm"`` jobs; sets ``SLURM_CONF`` (and ``PYTHONPATH`` so jobs
     import this checkout) for the session."""
-    if os.environ.get("IGPO_SLURM_TESTS") == "0":
-        pytest.skip("Slurm unavailable: disabled by IGPO_SLURM_TESTS=0")
+    for switch in ("IGPO_KIT_SLURM_TESTS", "IGPO_SLURM_TESTS"):
+        if os.environ.get(switch) == "0":
+            pytest.skip(f"Slurm unavailable: disabled by {switch}=0")
     reasons = []
     conf = os.environ.get("SLURM_CONF")
     started = False

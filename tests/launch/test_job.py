@@ -84,3 +84,39 @@ def test_single_task_job_drops_inherited_ranks(monkeypatch):
 
     assert setup_distributed() is None
     assert not {"RANK", "WORLD_SIZE", "MASTER_ADDR"} & set(os.environ)
+
+
+SIGTERM_CHILD = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *a: print("bypassed", flush=True))  # what submitit installs
+from igpo_kit.launch.job import stop_on_sigterm
+print("installed" if stop_on_sigterm() else "not installed", flush=True)
+time.sleep(30)
+print("still running", flush=True)
+"""
+
+
+@pytest.mark.parametrize("executor", ["slurm", "local"])
+def test_sigterm_ends_a_slurm_task_at_once(executor, tmp_path):
+    """scancel / scontrol requeue: the task stops on SIGTERM instead of training on until Slurm's SIGKILL."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "SUBMITIT_EXECUTOR": executor}
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        first = proc.stdout.readline().strip()
+        assert first == ("installed" if executor == "slurm" else "not installed")
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        if executor == "slurm":
+            assert proc.wait(timeout=10) == 128 + signal.SIGTERM and time.time() - t0 < 5
+            assert "stopping now" in proc.stderr.read()
+        else:
+            assert proc.stdout.readline().strip() == "bypassed"  # submitit's handler stays
+    finally:
+        proc.kill()
+        proc.wait()

@@ -126,3 +126,21 @@ def test_wait_polls_until_terminal_and_gives_up_on_lost_jobs():
     recs = wait(m, console=Console(file=io.StringIO()), poll_s=0.01, lost_s=0.05,
                 records_fn=lambda _: [JobStatus("7", "UNKNOWN", "none")])
     assert [r.state for r in recs] == ["UNKNOWN"]
+
+
+def test_a_recipe_names_its_resources_profile(tmp_path):
+    from igpo_kit.launch.submit import recipe_resources
+
+    text = (Path(__file__).resolve().parents[2] / "recipes" / "tiny" / "eval.gin").read_text()
+    recipe = tmp_path / "eval_h100.gin"
+    recipe.write_text("# An evaluation on one full node.\n# igpo-kit: resources = sweep_cell\n" + text)
+    assert recipe_resources(recipe) == "sweep_cell" and recipe_resources("tiny/eval.gin") is None
+    r = invoke("run", recipe, "--executor", "slurm", "--runs-dir", tmp_path / "runs", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "h100/sweep_cell" in r.stderr and sbatch_lines(r.stdout)["--ntasks-per-node"] == "8"
+    r = invoke("run", recipe, "--executor", "slurm", "--resources", "eval", "--runs-dir", tmp_path / "runs",
+               "--dry-run")
+    assert "h100/eval" in r.stderr  # --resources wins
+    late = tmp_path / "late.gin"
+    late.write_text(text + "\n# igpo-kit: resources = rl\n")  # only the leading comment block counts
+    assert recipe_resources(late) is None

@@ -97,7 +97,10 @@ def test_dry_run_writes_nothing(tmp_path, monkeypatch):
     assert r.exit_code == 0 and "4 cells" in r.stdout and "hint_ratio_high" in r.stdout
     assert not (tmp_path / "sd").exists()
     assert invoke("sweep", "tiny/igpo.gin", "--axis", "SEED", "--dry-run").exit_code == 2
-    assert invoke("sweep", "tiny/igpo.gin", "--executor", "slurm", "--dry-run").exit_code == 2
+    r = invoke("sweep", "tiny/igpo.gin", "--executor", "slurm", "--dry-run")  # one cell: a plain sbatch script
+    assert r.exit_code == 0 and r.stdout.startswith("#!/bin/bash") and "--array" not in r.stdout
+    assert not (tmp_path / "runs").exists()
+    assert invoke("sweep", "tiny/igpo.gin", "--executor", "slurmm", "--dry-run").exit_code == 2
     assert invoke("sweep", "tiny/ablations/nope.toml", "--dry-run").exit_code == 2
 
 
