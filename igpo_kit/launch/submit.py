@@ -67,7 +67,7 @@ def submit_calls(calls: Sequence[Callable[[], Any]], *, executor: submitit.AutoE
 #: ``--executor`` names of the CLI -> submitit cluster names
 CLI_EXECUTORS = {"subprocess": "local", "slurm": "slurm"}
 #: resources profile a job kind uses when ``--resources`` is not given (Slurm); other kinds use ``tiny``
-RESOURCES_BY_JOB = {"rl": "rl", "sft": "sft", "evaluate": "eval"}
+RESOURCES_BY_JOB = {"rl": "rl", "sft": "sft", "evaluate": "eval", "rewrite": "rewrite"}
 #: ``--executor subprocess`` runs on this machine: one node, one task, at most one GPU unless told otherwise
 SUBPROCESS_RESOURCES = "tiny"
 SUBMITIT_SUBDIR = "submitit"
@@ -99,8 +99,8 @@ def recipe_resources(recipe: str | os.PathLike | None) -> str | None:
 
 
 def default_resources(job: str | None, executor: str = "slurm") -> str:
-    """The resources profile of a job kind: ``rl`` -> ``rl``, ``sft`` -> ``sft``, ``evaluate`` -> ``eval``
-    on Slurm (paper scale: 8 nodes x 8 GPUs for training); ``tiny`` for ``--executor subprocess``."""
+    """The resources profile of a job kind: ``rl`` -> ``rl``, ``sft`` -> ``sft``, ``evaluate`` -> ``eval``,
+    ``rewrite`` -> ``rewrite`` on Slurm (paper scale: 8 nodes x 8 GPUs for training); ``tiny`` for ``--executor subprocess``."""
     if executor in ("subprocess", "local"):
         return SUBPROCESS_RESOURCES
     return RESOURCES_BY_JOB.get(job or "", "tiny")
