@@ -1,5 +1,10 @@
 """The SFT job's root: Length-Aligned SFT (paper Sec. 3.2 / 4.1, Table 2; spec sec. 9) of a dLLM on traced examples.
 
+One process, or one per GPU: every task of a multi-task job (Slurm tasks through submitit, ``torchrun``) runs this
+with ``RANK``/``WORLD_SIZE``/``MASTER_*`` set and trains its slice of each global batch (data parallel through
+accelerate: DDP, or DeepSpeed ZeRO-2 with ``deepspeed_config``; see :mod:`igpo_kit.sft.trainer`). Rank 0 writes
+everything below; resuming needs the same number of processes.
+
 Outputs under the run directory:
 
 * ``metrics.jsonl``: one record per optimizer step (``step``, ``loss``, ``lr``, ``grad_norm``, ``nll``, ...; see
@@ -13,7 +18,6 @@ Outputs under the run directory:
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -44,6 +48,8 @@ def sft(
     keep_checkpoints: int = 2,
     time_limit_s: float | None = None,
     seed: int = 0,
+    mixed_precision: str = "auto",
+    deepspeed_config: str | None = None,
     progress: bool = True,
     run: Any = None,
 ) -> dict:
@@ -55,8 +61,8 @@ def sft(
         prompt: the prompt template the sequences are built with (default ``prompt.llada_reasoning()``, the RL
             prompt, so the SFT model starts RL from the same prompt format).
         max_length: sequence budget T in tokens (prompt + answer + EOS padding); longer examples are dropped.
-        batch_size, grad_accum: rows per micro-batch and micro-batches per optimizer step (Table 2: 4 x 8 per GPU on
-            64 GPUs = 2048 rows per step; this trainer is one process, so the recipe puts the 64 into grad_accum).
+        batch_size, grad_accum: rows per micro-batch and micro-batches per optimizer step, per process: a step
+            trains on ``batch_size * grad_accum * world_size`` rows (Table 2: 4 x 8 per GPU on 64 GPUs = 2048).
         epochs, max_steps: schedule length (``max_steps`` overrides ``epochs``; Table 2: 100 epochs).
         lr, min_lr, warmup_steps, decay_fraction, decay_type: the WSD schedule (Table 2: 5e-6, 1e-6, 200, last 10%).
         weight_decay, betas, max_grad_norm: AdamW and clipping.
@@ -66,13 +72,17 @@ def sft(
         time_limit_s: stop after this many seconds of training, checkpoint, and end the run as failed ("stopped at
             step k"): running the same config again resumes (for allocations shorter than the run).
         seed: data order and masking noise.
+        mixed_precision: ``"auto"`` (bf16 autocast on GPU, none on CPU), ``"no"`` or ``"bf16"``.
+        deepspeed_config: a DeepSpeed JSON (``'recipes/deepspeed/zero2.json'``, ZeRO-2, the paper's setup; its
+            ``"auto"`` values are filled from these settings: micro batch ``batch_size``, clipping ``max_grad_norm``,
+            bf16 from ``mixed_precision``). None: DDP / one process. ZeRO-2 over several processes needs GPUs.
         progress: print a progress line to stderr (the first step, then at most every 10 s, and the last).
         run: the run record (passed by the runner).
     Returns:
         ``{"step", "total_steps", "resumed_from", "final_loss", "model_dir", "data"}``.
     """
     from igpo_kit.errors import ConfigError, RunError
-    from igpo_kit.sft.trainer import train_sft
+    from igpo_kit.sft.trainer import make_sft_accelerator, resolve_mixed_precision, train_sft
 
     missing = [n for n, v in dict(model=model, dataset=dataset, run=run).items() if v is None]
     if missing:
@@ -83,14 +93,13 @@ def sft(
         prompt = prompt_k.llada_reasoning()
     if len(betas) != 2:
         raise ConfigError(f"entry.sft.betas must be two numbers, got {betas!r}")
-    world = _world_size()
-    if world > 1:
-        raise ConfigError(f"entry.sft trains in one process, but this job has {world} tasks (every one would train "
-                          "into the same run directory); launch it with one task, e.g. -S nodes=1 -S tasks_per_node=1")
+    resolve_mixed_precision(mixed_precision)  # a bad value fails before any process group is formed
+    accelerator = make_sft_accelerator(deepspeed_config, mixed_precision, batch_size, max_grad_norm)
+    main = accelerator.is_main_process
+    if main:  # rank 0 alone writes the run directory
+        run.truncate_metrics(_resume_step(run.dir))  # records of the checkpoint train_sft restarts from, one per step
 
-    run.truncate_metrics(_resume_step(run.dir))  # records of the checkpoint train_sft restarts from, one per step
-
-    console = _Progress(progress)
+    console = _Progress(progress and main)
 
     def log(record: dict) -> None:
         run.log(record)
@@ -102,14 +111,15 @@ def sft(
         warmup_steps=warmup_steps, min_lr=min_lr, decay_fraction=decay_fraction, max_grad_norm=max_grad_norm,
         seed=seed, checkpoint_every=checkpoint_every, log=log, normalization=normalization, eps=eps,
         decay_type=decay_type, betas=(float(betas[0]), float(betas[1])), end_of_turn=end_of_turn,
-        keep_checkpoints=keep_checkpoints, time_limit_s=time_limit_s,
+        keep_checkpoints=keep_checkpoints, time_limit_s=time_limit_s, accelerator=accelerator,
     )
     console.end(result)
-    run.write_json(LENGTH_STATS_FILE, result.data)
+    if main:
+        run.write_json(LENGTH_STATS_FILE, result.data)
     if not result.completed:
         raise RunError(f"SFT stopped at step {result.step} of {result.total_steps} (time_limit_s={time_limit_s}); "
                        f"checkpoint saved in {run.dir / 'checkpoints'}: run the same config again to resume")
-    records = run.metrics()
+    records = run.metrics() if main else []
     last = records[-1] if records else {}
     return {
         "step": result.step,
@@ -130,15 +140,6 @@ def _resume_step(run_dir) -> int:
     if name is None or not (run_dir / CHECKPOINTS_DIR / name / STATE_FILE).is_file():
         return 0
     return int(name.removeprefix("step_"))
-
-
-def _world_size() -> int:
-    """Tasks of this job: ``$WORLD_SIZE``, else ``$SLURM_NTASKS``, else 1."""
-    for var in ("WORLD_SIZE", "SLURM_NTASKS"):
-        value = os.environ.get(var, "").strip()
-        if value.isdigit():
-            return int(value)
-    return 1
 
 
 class _Progress:

@@ -6,6 +6,8 @@ fails with a :class:`~igpo_kit.errors.ConfigError` that says which binding to se
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from igpo_kit.errors import ConfigError
@@ -14,6 +16,16 @@ from igpo_kit.models.base import DiffusionLM
 LLADA_MASK_ID = 126336
 LLADA_EOS_ID = 126081
 LLADA_EOT_ID = 126348
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: this process's GPU (``cuda:$LOCAL_RANK`` under torchrun / Slurm, so each rank of a node loads onto
+    its own GPU), else ``cpu``; anything else is returned as given."""
+    if device != "auto":
+        return device
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
@@ -67,7 +79,7 @@ def llada(
 
     network = _load(AutoModel, path, "model.llada", trust_remote_code=trust_remote_code, dtype=resolve_dtype(dtype))
     tok = _load(AutoTokenizer, path, "model.llada", trust_remote_code=trust_remote_code)
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = resolve_device(device)
     return DiffusionLM(
         network=network.to(dev).eval(), tokenizer=tok, mask_id=mask_id, eos_id=eos_id, eot_id=eot_id,
         pad_id=eos_id, logits_slice=False, name=f"llada:{path}",
@@ -93,7 +105,7 @@ def masked_lm(
     if tok.mask_token_id is None:
         raise ConfigError(f"{path}: the tokenizer has no mask token, so it cannot act as a masked diffusion LM")
     eos = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = resolve_device(device)
     return DiffusionLM(
         network=network.to(dev).eval(), tokenizer=tok, mask_id=tok.mask_token_id, eos_id=eos, eot_id=None,
         pad_id=tok.pad_token_id, logits_slice=False, suppress_mask=suppress_mask, name=f"masked_lm:{path}",

@@ -12,6 +12,7 @@ import importlib
 _EXPORTS = {
     "nelbo_loss": "igpo_kit.sft.nelbo",
     "forward_process": "igpo_kit.sft.nelbo",
+    "skip_forward_process": "igpo_kit.sft.nelbo",
     "warmup_stable_decay": "igpo_kit.sft.schedule",
     "linear_warmup_decay": "igpo_kit.sft.schedule",
     "build_sft_data": "igpo_kit.sft.data",
@@ -19,6 +20,7 @@ _EXPORTS = {
     "LengthStats": "igpo_kit.sft.data",
     "SFTData": "igpo_kit.sft.data",
     "train_sft": "igpo_kit.sft.trainer",
+    "make_sft_accelerator": "igpo_kit.sft.trainer",
     "SFTResult": "igpo_kit.sft.trainer",
     "export_model": "igpo_kit.sft.trainer",
     "load_weights": "igpo_kit.sft.trainer",

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nelbo_loss", "forward_process", "NORMALIZATIONS"]
+__all__ = ["nelbo_loss", "forward_process", "skip_forward_process", "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("answer_tokens", "batch_tokens", "none")
 
@@ -62,6 +62,18 @@ def forward_process(
     masked = (u < p_mask[:, None]) & target
     noisy = torch.where(masked, torch.full_like(input_ids, mask_id), input_ids)
     return noisy, masked, p_mask
+
+
+def skip_forward_process(batch_size: int, seq_len: int, generator: torch.Generator) -> None:
+    """Advance ``generator`` exactly as :func:`forward_process` does for a ``[batch_size, seq_len]`` batch.
+
+    Data-parallel SFT uses it so that every rank's noise generator walks the whole global batch: a rank draws the
+    noise of the other ranks' micro-batches and discards it, so each micro-batch gets the noise a single process
+    would give it.
+    """
+    gdev = generator.device
+    torch.rand(batch_size, generator=generator, device=gdev)
+    torch.rand(batch_size, seq_len, generator=generator, device=gdev)
 
 
 def nelbo_loss(

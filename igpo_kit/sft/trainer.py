@@ -1,24 +1,42 @@
 """Length-Aligned SFT trainer (paper Sec. 3.2 / 4.1, Table 2; spec sec. 9): NELBO (Eq. 1), AdamW, WSD schedule.
 
-Plain PyTorch, single process, on the model's device (float32 on CPU). One optimizer step consumes
-``batch_size * grad_accum`` examples from a stream that visits the SFT set in a fresh permutation each epoch (the
-permutation of epoch ``e`` is a pure function of ``(seed, e)``), so the data position is one integer.
+Data parallel through accelerate (the RL loop's :func:`igpo_kit.rl.distributed.make_accelerator`): one process per
+GPU (``torchrun``, ``accelerate launch`` or Slurm tasks with ``RANK``/``WORLD_SIZE``/``MASTER_*`` set), gradients
+all-reduced by DDP (gloo on CPU, NCCL on GPU) or, with a DeepSpeed config, by DeepSpeed ZeRO-2; bf16 autocast on GPU
+(``mixed_precision``), float32 on CPU. A single process is the same loop with a world size of 1.
+
+Data stream: one optimizer step consumes a *global batch* of ``batch_size * grad_accum * world_size`` positions of a
+stream that visits the SFT set in a fresh permutation each epoch (the permutation of epoch ``e`` is a pure function of
+``(seed, e)``), so the data position is one integer. The global batch is ``grad_accum * world_size`` micro-batches of
+``batch_size`` rows; rank ``r`` trains on micro-batches ``r * grad_accum .. (r + 1) * grad_accum - 1`` (a contiguous,
+disjoint slice). The masking noise comes from one generator per rank, all seeded alike, that every rank advances
+through the whole global batch (drawing, and discarding, the noise of the other ranks' micro-batches: see
+:func:`~igpo_kit.sft.nelbo.skip_forward_process`). So micro-batch ``k`` of a step gets the same rows and the same
+noise whatever the world size, and ``W`` processes with ``grad_accum = a`` train exactly as one process with
+``grad_accum = W * a`` (up to the order of floating-point sums). With one process the stream, the noise and the
+updates are those of the single-process trainer this one replaced, bit for bit.
 
 Resumption is automatic: if ``run_dir/checkpoints/latest`` names a complete checkpoint (see
-:mod:`igpo_kit.checkpoint`), the weights, optimizer, scheduler, noise generator and data position are restored and
-training continues; a run that is complete just (re)writes ``run_dir/model``. Running ``N`` steps in one call or in
-several resumed calls gives bit-identical weights and metrics (the global RNG is never used; networks with dropout
-draw from it, which this trainer does not control).
+:mod:`igpo_kit.checkpoint`), every rank restores the weights, optimizer, scheduler, its noise generator and the data
+position, and training continues; a run that is complete just (re)writes ``run_dir/model``. Running ``N`` steps in one
+call or in several resumed calls gives bit-identical weights and metrics (the global RNG is never used; networks with
+dropout draw from it, which this trainer does not control). Checkpoints, ``log`` calls and the final model are the
+main process's (rank 0); a checkpoint holds every rank's generator state and must be resumed with the same world size.
+Under DeepSpeed each checkpoint's ``model/`` also holds the ZeRO shards (``model/deepspeed``, written by every rank
+through ``engine.save_checkpoint``), from which the weights and optimizer state are resumed.
 
-Per-step records passed to ``log``: ``step`` (1-based count of optimizer steps), ``loss`` (mean over micro-batches),
-``lr`` (the lr used by this step), ``grad_norm`` (total norm before clipping), ``clipped`` (0/1), ``tokens_per_s``,
-``epoch`` (fractional), ``mask_rate``, ``nll``. After a resume, steps ``<= resumed_from`` are not logged again; records
-of steps after the checkpoint that an interrupted call had already logged are logged again (a metrics writer should
-keep the last record per step, or truncate to ``state["metrics"]["records"]`` records on resume).
+Per-step records passed to ``log`` (main process only; means over all ranks): ``step`` (1-based count of optimizer
+steps), ``loss`` (mean over the micro-batches of the global batch), ``lr`` (the lr used by this step), ``grad_norm``
+(total norm before clipping), ``clipped`` (0/1), ``tokens_per_s`` (all ranks), ``epoch`` (fractional), ``mask_rate``,
+``nll``. After a resume, steps ``<= resumed_from`` are not logged again; records of steps after the checkpoint that an
+interrupted call had already logged are logged again (a metrics writer should keep the last record per step, or
+truncate to ``state["metrics"]["records"]`` records on resume).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -31,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from igpo_kit.checkpoint import (
+    CHECKPOINTS_DIR,
     capture_generators,
     load_latest,
     model_dir,
@@ -38,19 +57,24 @@ from igpo_kit.checkpoint import (
     save_checkpoint,
 )
 from igpo_kit.sft.data import SFTData, build_sft_data
-from igpo_kit.sft.nelbo import NORMALIZATIONS, nelbo_loss
+from igpo_kit.sft.nelbo import NORMALIZATIONS, nelbo_loss, skip_forward_process
 from igpo_kit.sft.schedule import warmup_stable_decay
 
 if TYPE_CHECKING:  # pragma: no cover
     from igpo_kit.data.examples import Example
     from igpo_kit.models.base import DiffusionLM
 
-__all__ = ["SFTResult", "train_sft", "export_model", "load_weights", "epoch_permutation", "batch_indices"]
+__all__ = ["SFTResult", "train_sft", "make_sft_accelerator", "resolve_mixed_precision", "export_model",
+           "load_weights", "epoch_permutation", "batch_indices", "MIXED_PRECISIONS"]
 
 FINAL_MODEL_DIR = "model"
 SUMMARY_FILE = "sft_summary.json"
-# settings that must match between a checkpoint and the call resuming it (they define the data stream / noise)
-_RESUME_KEYS = ("rows", "batch_size", "grad_accum", "seed", "max_length")
+DEEPSPEED_DIR = "deepspeed"  # <checkpoint>/model/deepspeed: the ZeRO shards (engine.save_checkpoint, tag "ds")
+MIXED_PRECISIONS = ("auto", "no", "bf16")
+# settings that must match between a checkpoint and the call resuming it (they define the data stream / noise, the
+# per-rank generator states and the checkpoint format); a key missing from an older checkpoint reads as its default
+_RESUME_KEYS = ("rows", "batch_size", "grad_accum", "seed", "max_length", "world_size", "deepspeed")
+_RESUME_DEFAULTS = {"world_size": 1, "deepspeed": False}
 
 
 @dataclass
@@ -178,6 +202,91 @@ def batch_indices(seed: int, start: int, size: int, n: int, cache: dict[int, tor
     return torch.tensor(out, dtype=torch.long)
 
 
+# --- accelerator ----------------------------------------------------------------------------------------------
+
+
+def resolve_mixed_precision(mixed_precision: str) -> str:
+    """``"auto"`` -> ``"bf16"`` where CUDA is available, else ``"no"``; ``"no"`` and ``"bf16"`` as given."""
+    from igpo_kit.errors import ConfigError
+
+    if mixed_precision not in MIXED_PRECISIONS:
+        raise ConfigError(f"sft mixed_precision must be one of {MIXED_PRECISIONS}, got {mixed_precision!r}")
+    if mixed_precision == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return mixed_precision
+
+
+def _deepspeed_with_bf16(config: str | os.PathLike | dict, bf16: bool) -> dict:
+    """The DeepSpeed config (a JSON file or a dict) with ``bf16.enabled = bf16`` where it says ``"auto"``."""
+    from igpo_kit.errors import ConfigError
+
+    if isinstance(config, dict):
+        cfg = json.loads(json.dumps(config))
+    else:
+        from igpo_kit.assets import resolve_data
+
+        path = Path(resolve_data(str(config)))
+        if not path.is_file():
+            raise ConfigError(f"deepspeed_config: file not found: {config}")
+        try:
+            cfg = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"deepspeed_config: {path} is not valid JSON ({exc})") from None
+    section = cfg.get("bf16")
+    if isinstance(section, dict) and section.get("enabled", "auto") == "auto":
+        section["enabled"] = bool(bf16)
+    return cfg
+
+
+@contextlib.contextmanager
+def _env_var(name: str, value: str):
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def make_sft_accelerator(
+    deepspeed_config: str | os.PathLike | dict | None = None,
+    mixed_precision: str = "auto",
+    batch_size: int = 4,
+    max_grad_norm: float = 1.0,
+):
+    """The SFT's ``Accelerator``, from the RL loop's :func:`igpo_kit.rl.distributed.make_accelerator`.
+
+    Without ``deepspeed_config``: DDP (or one plain process) with accelerate's native bf16 autocast when
+    ``mixed_precision`` resolves to ``"bf16"`` (the parameters and the optimizer stay in the model's dtype). With one
+    (``recipes/deepspeed/zero2.json``): DeepSpeed ZeRO 0-2, micro batch ``batch_size`` per backward, DeepSpeed's
+    clipping at ``max_grad_norm``; ``mixed_precision`` fills the config's ``bf16.enabled: "auto"`` (``"auto"``
+    leaves it to the config: bf16 on GPU). ZeRO-3 is refused (the SFT saves full weights from rank 0).
+    """
+    from igpo_kit.errors import ConfigError
+    from igpo_kit.rl.distributed import make_accelerator
+
+    mp = resolve_mixed_precision(mixed_precision)
+    clip = float(max_grad_norm) if max_grad_norm and max_grad_norm > 0 else 0.0
+    if deepspeed_config is not None:
+        config = deepspeed_config if mixed_precision == "auto" else _deepspeed_with_bf16(deepspeed_config, mp == "bf16")
+        acc = make_accelerator(config, micro_batch_size=batch_size, max_grad_norm=clip)
+        if acc.state.deepspeed_plugin.zero_stage == 3:
+            raise ConfigError("sft: DeepSpeed ZeRO-3 is not supported (checkpoints and the final model are written "
+                              "from rank 0's full parameters); use ZeRO-2, e.g. recipes/deepspeed/zero2.json")
+        return acc
+    # make_accelerator takes no precision for the DDP path: accelerate reads it from this variable (what
+    # `accelerate launch --mixed_precision` sets) when its state is first built
+    with _env_var("ACCELERATE_MIXED_PRECISION", mp):
+        acc = make_accelerator()
+    if acc.mixed_precision != mp:
+        raise ConfigError(f"sft: mixed_precision={mp!r}, but accelerate in this process was already set up with "
+                          f"{acc.mixed_precision!r} (one Accelerator configuration per process)")
+    return acc
+
+
 # --- trainer ----------------------------------------------------------------------------------------------------
 
 
@@ -192,6 +301,13 @@ def _param_groups(network: torch.nn.Module, weight_decay: float) -> list[dict[st
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
     return groups
+
+
+def _with_network(model: "DiffusionLM", network: torch.nn.Module) -> "DiffusionLM":
+    """``model`` with another network module (the DDP / DeepSpeed wrapper, or the unwrapped module)."""
+    if network is model.network:
+        return model
+    return dataclasses.replace(model, network=network)
 
 
 def train_sft(
@@ -222,8 +338,13 @@ def train_sft(
     keep_checkpoints: int = 2,
     stop_at_step: int | None = None,
     time_limit_s: float | None = None,
+    mixed_precision: str = "auto",
+    deepspeed_config: str | os.PathLike | dict | None = None,
+    accelerator: Any = None,
 ) -> SFTResult:
     """Length-Aligned SFT of ``model`` on ``examples`` (NELBO Eq. 1), resuming from ``run_dir`` if possible.
+
+    Every process of a data-parallel job calls this with the same arguments (see the module docstring).
 
     Args:
         model: the dLLM to fine-tune (trained in place, full fine-tune of all trainable parameters).
@@ -231,8 +352,9 @@ def train_sft(
         prompt: prompt component (``messages(example)``, ``prefill``).
         run_dir: run directory: ``checkpoints/`` and, when complete, the final model ``model/``.
         max_length: sequence budget in tokens (prompt + answer + EOS padding); longer examples are dropped.
-        batch_size: rows per micro-batch.
-        grad_accum: micro-batches per optimizer step.
+        batch_size: rows per micro-batch (per process).
+        grad_accum: micro-batches per optimizer step on each process; the global batch of a step is
+            ``batch_size * grad_accum * world_size`` rows (Table 2: 4 x 8 x 64 = 2048).
         epochs: passes over the SFT set (fractional allowed); ignored when ``max_steps`` is set.
         max_steps: planned optimizer steps (the schedule length), overriding ``epochs``.
         lr: peak learning rate (Table 2: 5e-6).
@@ -241,7 +363,7 @@ def train_sft(
         max_grad_norm: gradient clipping threshold (<= 0 disables clipping; the norm is still logged).
         seed: seeds the data order and the masking generator.
         checkpoint_every: save a checkpoint every this many steps (0: only at the end of the call).
-        log: called with one dict per optimizer step.
+        log: called with one dict per optimizer step, on the main process only.
         normalization: NELBO normalisation (``answer_tokens`` | ``batch_tokens`` | ``none``, see nelbo.py).
         eps: ``t' = (1 - eps) t + eps``.
         betas: AdamW betas.
@@ -249,11 +371,17 @@ def train_sft(
         keep_checkpoints: checkpoints kept on disk.
         stop_at_step: stop (checkpoint, return ``completed=False``) once this many steps are done, without changing
             the schedule — a planned interruption; a later call resumes.
-        time_limit_s: likewise stop after this many seconds of training in this call.
+        time_limit_s: likewise stop after this many seconds of training in this call (all ranks stop together).
+        mixed_precision: ``"auto"`` (bf16 on GPU, none on CPU), ``"no"`` or ``"bf16"`` (see
+            :func:`make_sft_accelerator`); used only when ``accelerator`` is None.
+        deepspeed_config: a DeepSpeed JSON or dict (``recipes/deepspeed/zero2.json``) to train under ZeRO (stage
+            <= 2) instead of DDP; used only when ``accelerator`` is None.
+        accelerator: an ``accelerate.Accelerator`` to use (default: :func:`make_sft_accelerator`).
     Returns:
-        :class:`SFTResult`.
+        :class:`SFTResult` (on every rank).
     """
     from igpo_kit.errors import ConfigError
+    from igpo_kit.rl.distributed import is_deepspeed
 
     if batch_size < 1 or grad_accum < 1:
         raise ConfigError(f"batch_size and grad_accum must be >= 1 (got {batch_size}, {grad_accum})")
@@ -263,9 +391,7 @@ def train_sft(
         raise ConfigError(f"max_steps must be >= 1 or None, got {max_steps}")
     if max_steps is None and not epochs > 0:
         raise ConfigError(f"epochs must be > 0, got {epochs}")
-    log = log or (lambda record: None)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     data: SFTData = build_sft_data(model, examples, prompt, max_length, end_of_turn=end_of_turn)
     n = len(data)
@@ -274,18 +400,30 @@ def train_sft(
             f"no SFT example fits the budget max_length={max_length} "
             f"(dropped: {data.dropped}; sequence lengths: {data.stats['sequence'].as_dict()})"
         )
-    per_step = batch_size * grad_accum
+    acc = accelerator if accelerator is not None else make_sft_accelerator(
+        deepspeed_config, mixed_precision, batch_size, max_grad_norm)
+    rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
+    deepspeed = is_deepspeed(acc)
+    log = log if (log is not None and main) else (lambda record: None)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    micro_batches = grad_accum * world  # micro-batches of the global batch; rank r's are r * grad_accum + (0..)
+    per_step = batch_size * micro_batches
     total_steps = int(max_steps) if max_steps is not None else max(1, math.ceil(epochs * n / per_step))
     config = {"rows": n, "batch_size": batch_size, "grad_accum": grad_accum, "seed": seed, "max_length": max_length,
-              "total_steps": total_steps, "lr": lr, "normalization": normalization}
+              "total_steps": total_steps, "lr": lr, "normalization": normalization, "world_size": world,
+              "deepspeed": deepspeed, "mixed_precision": str(acc.mixed_precision)}
 
     network = model.network
-    device = model.device
     was_training = network.training
     params = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(_param_groups(network, weight_decay), lr=lr, betas=betas)
+    # stepped here once per optimizer step, not handed to accelerate (whose wrapper would step it once per process)
     scheduler = warmup_stable_decay(optimizer, total_steps, warmup_steps=warmup_steps, min_lr=min_lr,
                                     decay_fraction=decay_fraction, decay_type=decay_type)
+    wrapped, prepared_optimizer = acc.prepare(network, optimizer)
+    device = acc.device
     noise_gen = torch.Generator(device=device).manual_seed(int(seed))
     step, consumed, resumed_from = 0, 0, None
 
@@ -293,42 +431,99 @@ def train_sft(
     if ckpt is not None:
         path, state = ckpt
         saved = state.get("config", {})
-        bad = [k for k in _RESUME_KEYS if k in saved and saved[k] != config[k]]
+        bad = [k for k in _RESUME_KEYS if saved.get(k, _RESUME_DEFAULTS.get(k, config[k])) != config[k]]
         if bad:
             raise ConfigError(
                 f"cannot resume {run_dir}: the checkpoint was written with "
-                + ", ".join(f"{k}={saved[k]!r}" for k in bad)
+                + ", ".join(f"{k}={saved.get(k, _RESUME_DEFAULTS.get(k))!r}" for k in bad)
                 + " but this call has "
                 + ", ".join(f"{k}={config[k]!r}" for k in bad)
-                + " (use a new run directory)"
+                + " (use a new run directory, or resume with the settings and number of processes it was written with)"
             )
-        load_weights(network, model_dir(path))
-        optimizer.load_state_dict(state["optimizer"])
+        if int(state["step"]) > total_steps:
+            raise ConfigError(f"cannot resume {run_dir}: checkpoint step {state['step']} > total_steps {total_steps}")
+        if deepspeed:
+            wrapped.load_checkpoint(str(model_dir(path) / DEEPSPEED_DIR), tag="ds", load_optimizer_states=True,
+                                    load_lr_scheduler_states=False)
+        else:
+            load_weights(acc.unwrap_model(wrapped), model_dir(path))
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        restore_generators({"noise": noise_gen}, state["generators"])
+        saved_gens = state["generators"]
+        if isinstance(saved_gens, (list, tuple)):  # one state per rank
+            if len(saved_gens) != world:
+                raise ConfigError(f"cannot resume {run_dir}: {path.name} holds {len(saved_gens)} rank(s)' generator "
+                                  f"states, this job has {world} process(es)")
+            saved_gens = saved_gens[rank]
+        restore_generators({"noise": noise_gen}, saved_gens)
         step = int(state["step"])
         consumed = int(state["data"]["consumed"])
         resumed_from = step
-        if step > total_steps:
-            raise ConfigError(f"cannot resume {run_dir}: checkpoint step {step} > total_steps {total_steps}")
+
+    lm = _with_network(model, wrapped)  # forward passes go through DDP / the DeepSpeed engine (hooks, autocast)
+    export_lm = _with_network(model, acc.unwrap_model(wrapped))
+    staging = run_dir / CHECKPOINTS_DIR / "deepspeed_staging"
 
     def checkpoint() -> None:
-        state = {
-            "step": step,
-            "total_steps": total_steps,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "generators": capture_generators({"noise": noise_gen}),
-            "data": {"consumed": consumed, "rows": n},
-            "metrics": {"records": step},
-            "config": config,
-        }
-        save_checkpoint(run_dir, step, state, lambda p: export_model(model, p), keep=keep_checkpoints)
+        """Collective: gather the generator states (and, under DeepSpeed, every rank writes its ZeRO shards); the
+        main process writes the checkpoint atomically, ``latest`` last."""
+        from accelerate.utils import gather_object
+
+        gens = capture_generators({"noise": noise_gen})
+        all_gens = gather_object([gens]) if world > 1 else [gens]
+        shards = staging / f"step_{step}"
+        if deepspeed:
+            if main and shards.exists():
+                shutil.rmtree(shards)
+            acc.wait_for_everyone()
+            wrapped.save_checkpoint(str(shards), tag="ds")
+            acc.wait_for_everyone()
+        if main:
+            state = {
+                "step": step,
+                "total_steps": total_steps,
+                "optimizer": None if deepspeed else optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generators": list(all_gens),
+                "data": {"consumed": consumed, "rows": n},
+                "metrics": {"records": step},
+                "config": config,
+                "world_size": world,
+            }
+
+            def write_model(p: Path) -> None:
+                export_model(export_lm, p)
+                if deepspeed:
+                    os.replace(shards, p / DEEPSPEED_DIR)
+                    with contextlib.suppress(OSError):
+                        staging.rmdir()
+
+            save_checkpoint(run_dir, step, state, write_model, keep=keep_checkpoints)
+        acc.wait_for_everyone()
+
+    def out_of_time() -> bool:
+        late = time.perf_counter() - t_start > time_limit_s
+        if world > 1:  # every rank stops at the same step
+            flag = torch.tensor([1.0 if late else 0.0], device=device)
+            late = bool(acc.reduce(flag, reduction="sum").item() > 0)
+        return late
+
+    def accumulating(last: bool):
+        """Gradient sync only at the last micro-batch of this rank (DDP: ``no_sync`` before; DeepSpeed: the engine's
+        accumulation boundary, as accelerate's DeepSpeed wrapper sets it)."""
+        if deepspeed:
+            wrapped.set_gradient_accumulation_boundary(is_boundary=last)
+            return contextlib.nullcontext()
+        if world > 1 and not last:
+            return acc.no_sync(wrapped)
+        return contextlib.nullcontext()
 
     history: list[dict[str, Any]] = []
     last_loss = None
     saved_step = resumed_from
     perm_cache: dict[int, torch.Tensor] = {}
+    seq_len = int(data.input_ids.shape[1])
+    mine = range(rank * grad_accum, (rank + 1) * grad_accum)
     t_start = time.perf_counter()
     clip = max_grad_norm if max_grad_norm and max_grad_norm > 0 else float("inf")
     network.train()
@@ -336,31 +531,47 @@ def train_sft(
         while step < total_steps:
             if stop_at_step is not None and step >= stop_at_step:
                 break
-            if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
+            if time_limit_s is not None and out_of_time():
                 break
             t0 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
+            if not deepspeed:
+                optimizer.zero_grad(set_to_none=True)
             loss_sum, nll_sum, mask_sum, tokens = 0.0, 0.0, 0.0, 0
-            for _ in range(grad_accum):
-                idx = batch_indices(seed, consumed, batch_size, n, perm_cache)
-                consumed += batch_size
+            for k in range(micro_batches):
+                if k not in mine:  # another rank's micro-batch: advance the noise generator past it
+                    skip_forward_process(batch_size, seq_len, noise_gen)
+                    continue
+                idx = batch_indices(seed, consumed + k * batch_size, batch_size, n, perm_cache)
                 ids = data.input_ids[idx].to(device)
-                loss, stats = nelbo_loss(
-                    model, ids, data.prompt_lengths[idx].to(device), data.answer_mask[idx].to(device),
-                    noise_gen, eps=eps, normalization=normalization,
-                )
-                (loss / grad_accum).backward()
+                with accumulating(last=k == mine[-1]):
+                    loss, stats = nelbo_loss(
+                        lm, ids, data.prompt_lengths[idx].to(device), data.answer_mask[idx].to(device),
+                        noise_gen, eps=eps, normalization=normalization,
+                    )
+                    if deepspeed:
+                        wrapped.backward(loss / grad_accum)
+                    else:
+                        acc.backward(loss / grad_accum)
                 loss_sum += float(loss.detach())
                 nll_sum += stats["nll"]
                 mask_sum += stats["mask_rate"]
                 tokens += ids.numel()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            consumed += per_step
             lr_used = float(scheduler.get_last_lr()[0])
-            optimizer.step()
+            if deepspeed:
+                wrapped.step()  # DeepSpeed clips at gradient_clipping = max_grad_norm, steps and zeroes the grads
+                norm = wrapped.get_global_grad_norm()
+                grad_norm = float("nan") if norm is None else float(norm)
+            else:
+                grad_norm = float(acc.clip_grad_norm_(params, clip))
+                prepared_optimizer.step()
             scheduler.step()
             step += 1
+            if world > 1:  # means over the whole global batch
+                sums = torch.tensor([loss_sum, nll_sum, mask_sum, float(tokens)], dtype=torch.float64, device=device)
+                loss_sum, nll_sum, mask_sum, tokens = acc.reduce(sums, reduction="sum").tolist()
             dt = max(time.perf_counter() - t0, 1e-9)
-            last_loss = loss_sum / grad_accum
+            last_loss = loss_sum / micro_batches
             record = {
                 "step": step,
                 "loss": last_loss,
@@ -369,8 +580,8 @@ def train_sft(
                 "clipped": int(grad_norm > clip),
                 "tokens_per_s": tokens / dt,
                 "epoch": consumed / n,
-                "mask_rate": mask_sum / grad_accum,
-                "nll": nll_sum / grad_accum,
+                "mask_rate": mask_sum / micro_batches,
+                "nll": nll_sum / micro_batches,
             }
             history.append(record)
             log(dict(record))
@@ -387,13 +598,14 @@ def train_sft(
     summary = {"step": step, "total_steps": total_steps, "data": data.summary(), "config": config}
     if completed:
         final_dir = run_dir / FINAL_MODEL_DIR
-        if not (final_dir / SUMMARY_FILE).is_file() or saved_step != resumed_from or resumed_from is None:
+        if main and (not (final_dir / SUMMARY_FILE).is_file() or saved_step != resumed_from or resumed_from is None):
             tmp = run_dir / (FINAL_MODEL_DIR + ".tmp")
             if tmp.exists():
                 shutil.rmtree(tmp)
-            export_model(model, tmp)
+            export_model(export_lm, tmp)
             (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
             _replace_dir(tmp, final_dir)
+        acc.wait_for_everyone()
     return SFTResult(
         run_dir=run_dir,
         model_dir=final_dir,

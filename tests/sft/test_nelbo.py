@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from igpo_kit.sft.nelbo import forward_process, nelbo_loss
+from igpo_kit.sft.nelbo import forward_process, nelbo_loss, skip_forward_process
 
 MASK = 7
 EOS = 1
@@ -135,3 +135,15 @@ def test_bad_normalization():
     ids, pl, am = _batch()
     with pytest.raises(ValueError, match="normalization"):
         nelbo_loss(StubModel(*ids.shape), ids, pl, am, torch.Generator(), normalization="tokens")
+
+
+def test_skip_forward_process_advances_the_generator_like_forward_process():
+    """Data-parallel SFT skips the other ranks' micro-batches with it: the next draws must be the same."""
+    ids, prompt, answer_mask = _batch()
+    g_run, g_skip = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    forward_process(ids, prompt, answer_mask, MASK, g_run)
+    skip_forward_process(ids.shape[0], ids.shape[1], g_skip)
+    assert torch.equal(g_run.get_state(), g_skip.get_state())
+    a = forward_process(ids, prompt, answer_mask, MASK, g_run)
+    b = forward_process(ids, prompt, answer_mask, MASK, g_skip)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))

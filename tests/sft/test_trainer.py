@@ -88,6 +88,34 @@ def test_resume_with_other_data_settings_refused(tmp_path):
         train_sft(_model(), exs, plain(), run_dir=tmp_path, **_kwargs(batch_size=1))
 
 
+def test_single_process_checkpoints_resume_and_world_size_is_checked(tmp_path):
+    """Checkpoints hold one generator state per rank and the world size; a checkpoint of the single-process trainer
+    (one generator dict, no world_size) still resumes exactly; one written by 2 processes is refused in 1."""
+    exs = _examples(4)
+    full = train_sft(_model(), exs, plain(), run_dir=tmp_path / "a", **_kwargs())
+    train_sft(_model(), exs, plain(), run_dir=tmp_path / "b", stop_at_step=2, **_kwargs())
+    ck = tmp_path / "b/checkpoints/step_2/state.pt"
+    state = torch.load(ck, weights_only=True)
+    assert state["world_size"] == 1 and len(state["generators"]) == 1 and state["config"]["world_size"] == 1
+    old = {k: v for k, v in state.items() if k != "world_size"}
+    old["generators"] = state["generators"][0]
+    new_keys = ("world_size", "deepspeed", "mixed_precision")
+    old["config"] = {k: v for k, v in state["config"].items() if k not in new_keys}
+    torch.save(old, ck)
+    rest = train_sft(_model(), exs, plain(), run_dir=tmp_path / "b", **_kwargs())
+    assert rest.resumed_from == 2 and rest.completed
+    a = tiny(path=str(full.model_dir)).network.state_dict()
+    b = tiny(path=str(rest.model_dir)).network.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    ck = tmp_path / "b/checkpoints/step_6/state.pt"
+    state = torch.load(ck, weights_only=True)
+    state["config"]["world_size"], state["generators"] = 2, state["generators"] * 2
+    torch.save(state, ck)
+    with pytest.raises(ConfigError, match="world_size=2"):
+        train_sft(_model(), exs, plain(), run_dir=tmp_path / "b", **_kwargs())
+
+
 def test_gradient_clipping_applied(tmp_path, monkeypatch):
     norms = []
     original = torch.optim.AdamW.step
