@@ -42,7 +42,7 @@ def answer_region(completion: str) -> str:
     return completion
 
 
-def _match_brace(text: str, open_idx: int) -> int | None:
+def match_brace(text: str, open_idx: int) -> int | None:
     """Index of the ``}`` closing the ``{`` at ``open_idx`` (LaTeX escapes ``\\{ \\}`` skipped), None if unbalanced."""
     depth = 0
     i = open_idx
@@ -67,7 +67,7 @@ def boxed_contents(text: str) -> list[str | None]:
     out: list[str | None] = []
     for m in _BOXED_RE.finditer(text):
         open_idx = m.end() - 1
-        close = _match_brace(text, open_idx)
+        close = match_brace(text, open_idx)
         out.append(None if close is None else text[open_idx + 1 : close].strip())
     return out
 
@@ -78,7 +78,7 @@ def first_boxed(text: str) -> str | None:
     if m is None:
         return None
     open_idx = m.end() - 1
-    close = _match_brace(text, open_idx)
+    close = match_brace(text, open_idx)
     return None if close is None else text[open_idx + 1 : close].strip()
 
 
@@ -90,7 +90,7 @@ def last_boxed(text: str) -> str | None:
     if last is None:
         return None
     open_idx = last.end() - 1
-    close = _match_brace(text, open_idx)
+    close = match_brace(text, open_idx)
     return None if close is None else text[open_idx + 1 : close].strip()
 
 

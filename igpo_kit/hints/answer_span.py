@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from igpo_kit.grading.extract import match_brace
+
 __all__ = ["TraceTokens", "find_answer_span", "char_span_to_token_span", "tokenize_trace"]
 
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -49,25 +51,6 @@ class TraceTokens:
         return len(self.ids)
 
 
-def _match_brace(text: str, open_idx: int) -> int | None:
-    """Index of the ``}`` that closes the ``{`` at ``open_idx`` (escaped ``\\{``/``\\}`` skipped); None if unbalanced."""
-    depth = 0
-    i = open_idx
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
-
-
 def _last(regex: re.Pattern, text: str) -> re.Match | None:
     match = None
     for match in regex.finditer(text):
@@ -80,7 +63,7 @@ def _markers(trace: str) -> list[tuple[int, int]]:
     spans = []
     m = _last(_BOXED_RE, trace)
     if m is not None:
-        close = _match_brace(trace, m.end() - 1)
+        close = match_brace(trace, m.end() - 1)
         spans.append((m.start(), len(trace) if close is None else close + 1))
     m = _last(_HASHES_RE, trace)
     if m is not None:
