@@ -43,6 +43,7 @@ def rl(
     grade_timeout_s: float = 5.0,
     grade_workers: int = 2,
     seed: int = 0,
+    deepspeed_config: str | None = None,
     run: Any = None,
 ) -> dict:
     """Train ``model`` with IGPO (paper Alg. 1) or a baseline, depending on the components.
@@ -62,7 +63,11 @@ def rl(
         inner_iters: mu, optimizer steps per rollout batch. hint_ratio_low/high: eta ~ U[low, high].
         lora_rank: >0 trains a LoRA adapter (peft) on ``lora_target_modules`` (LLaDA's names by default; every
             name must exist in the model); the reference is then the base weights under the disabled adapter.
-        seed: seeds every generator of the run (rollout noise, hint patterns, eta, replacement, data order).
+        seed: seeds every generator of the run (rollout noise, hint patterns, eta, replacement, data order) and
+            the LoRA adapter's initialisation.
+        deepspeed_config: a DeepSpeed JSON (e.g. ``'recipes/deepspeed/zero2.json'``, the paper's ZeRO-2; bf16 on GPU,
+            float32 on CPU) used through accelerate's ``DeepSpeedPlugin``; its ``"auto"`` values are filled from
+            these settings (:func:`igpo_kit.rl.distributed.resolve_deepspeed_config`). None: data parallel (DDP).
     """
     from igpo_kit.errors import ConfigError
     from igpo_kit.rl.trainer import Components, RLSettings, train_rl
@@ -86,7 +91,7 @@ def rl(
         trace_corruption=trace_corruption,
     )
     if lora_rank > 0:
-        model = _with_lora(model, lora_rank, lora_alpha, lora_dropout, list(lora_target_modules))
+        model = _with_lora(model, lora_rank, lora_alpha, lora_dropout, list(lora_target_modules), seed=seed)
     settings = RLSettings(
         group_size=group_size, prompts_per_step=prompts_per_step, max_steps=max_steps, inner_iters=inner_iters,
         learning_rate=learning_rate, warmup_steps=warmup_steps, decay_steps=decay_steps, weight_decay=weight_decay,
@@ -95,11 +100,21 @@ def rl(
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, grade_timeout_s=grade_timeout_s,
         grade_workers=grade_workers, seed=seed,
     )
-    return train_rl(model, list(dataset), components, settings, run, lora=lora_rank > 0)
+    accelerator = None
+    if deepspeed_config:
+        from igpo_kit.rl.distributed import make_accelerator
+
+        accelerator = make_accelerator(deepspeed_config, micro_batch_size or prompts_per_step * group_size,
+                                       max_grad_norm)
+    return train_rl(model, list(dataset), components, settings, run, lora=lora_rank > 0, accelerator=accelerator)
 
 
-def _with_lora(model, rank: int, alpha: int, dropout: float, targets: list[str]):
-    """Wrap the policy network in a peft LoRA adapter; every target name must match a module of the model."""
+def _with_lora(model, rank: int, alpha: int, dropout: float, targets: list[str], seed: int = 0):
+    """Wrap the policy network in a peft LoRA adapter; every target name must match a module of the model.
+
+    The adapter's random initialisation (peft draws ``lora_A`` from the global RNG) runs under a forked global RNG
+    seeded with ``seed``: the same seed gives the same adapter and the caller's RNG state is left untouched.
+    """
     from igpo_kit.errors import ConfigError
 
     try:
@@ -112,8 +127,13 @@ def _with_lora(model, rank: int, alpha: int, dropout: float, targets: list[str])
     if unknown:
         raise ConfigError(f"lora_target_modules {unknown} match no linear module of {model.name} "
                           f"(its linear modules: {', '.join(sorted(names))})")
-    net = get_peft_model(model.network, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
-                                                  target_modules=targets))
+    import torch
+
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        net = get_peft_model(model.network, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
+                                                      target_modules=targets))
     from igpo_kit.models.base import DiffusionLM
 
     return DiffusionLM(**{**model.__dict__, "network": net})

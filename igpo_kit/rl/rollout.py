@@ -23,7 +23,12 @@ class RolloutBatch:
         hint_mask: ``[N*G, L]`` True where an injected ground-truth hint token sits.
         correctness: ``[N, G]`` correctness rewards; fmt: ``[N, G]`` format rewards.
         texts: decoded completions.
-        stats: scalar metrics of the stage (all-wrong ratios, K, eta, inpainted correctness, timings).
+        stats: scalar metrics of the stage: ``initial_correctness``, ``all_wrong_ratio_before`` / ``_after``,
+            ``triggered_groups``, ``rescued_fraction`` (triggered groups with K > 0), ``inpainted_correctness``
+            (mean over triggered groups of the fraction of correct extra rollouts), ``replaced_rows_K`` (total K),
+            ``mean_hint_ratio`` (mean eta drawn), ``inpaint_hint_tokens`` (mean hint tokens per extra rollout),
+            ``rollouts_sampled`` (sampled this step: ``N*G`` plus ``G`` per triggered group),
+            ``final_correctness``, ``grade_timeouts`` and the timings ``rollout_s``, ``inpaint_s``, ``grading_s``.
     """
 
     sequences: torch.Tensor
@@ -104,7 +109,7 @@ def collect(
         "grade_timeouts": float(timeouts),
     }
     triggered = [n for n in range(N) if wrong_before[n]] if replacement_policy.triggers else []
-    K_total, etas, inpaint_correct_total, rescued = 0, [], [], 0
+    K_total, etas, inpaint_correct_total, rescued, inpaint_hints = 0, [], [], 0, 0.0
     if triggered:
         rows = [n * G + j for n in triggered for j in range(G)]
         hint_ids = torch.zeros(len(rows), L, dtype=torch.long)
@@ -132,6 +137,7 @@ def collect(
         sub = sampler(model, ids[rows], attention_mask=pmask[rows], hint_ids=hint_ids.to(ids.device),
                       hint_mask=hmask.to(ids.device), generator=generators["rollout"])
         t["inpaint_s"] = time.perf_counter() - t0
+        inpaint_hints = sub.hint_mask.sum(dim=1).float().mean().item()
         sub_texts = [model.decode(r) for r in sub.completions.tolist()]
         t0 = time.perf_counter()
         sub_correct, _ = _grade(grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers, grade_pool)
@@ -158,6 +164,8 @@ def collect(
         "inpainted_correctness": sum(inpaint_correct_total) / len(inpaint_correct_total) if inpaint_correct_total else 0.0,
         "replaced_rows_K": float(K_total),
         "mean_hint_ratio": sum(etas) / len(etas) if etas else 0.0,
+        "inpaint_hint_tokens": inpaint_hints,
+        "rollouts_sampled": float(N * G + (G * len(triggered) if triggered else 0)),
         "final_correctness": correct.mean().item(),
         **t,
     })

@@ -3,15 +3,21 @@
 Per rollout step (Alg. 1): rollouts + grading + trigger + one batched inpainting call + replacement
 (:func:`igpo_kit.rl.rollout.collect`), advantages (Eq. 2), old and reference log-probs and entropies computed
 ONCE per rollout batch, the entropy filter over hint tokens, then ``mu`` (inner_iters) optimizer steps of the
-clipped surrogate + beta * KL loss (Eq. 3-5). All forward passes run with dropout off, so the policy ratio is
-exactly 1 at the first inner step. Randomness comes only from generators owned here, seeded from ``seed`` and
-the process rank; checkpoints hold their states, so a killed run resumes bit-for-bit.
+clipped surrogate + beta * KL loss (Eq. 3-5), AdamW with linear warmup + decay and gradient clipping. All forward
+passes run with dropout off, so the policy ratio is exactly 1 at the first inner step. Randomness comes only from
+generators owned here, seeded from ``seed`` and the process rank; checkpoints hold their states, so a killed run
+resumes bit-for-bit (tests/entry/test_rl_job.py).
+
+Parallelism through accelerate (:mod:`igpo_kit.rl.distributed`): data parallel over processes (each draws its own
+prompts and rollout noise; gradients are averaged; 2 CPU processes work with gloo), or DeepSpeed ZeRO-2 with a
+DeepSpeed config (one backward per optimizer step; every rank's ZeRO shards go into the checkpoint). Only the main
+process writes metrics, checkpoints and the final model (``<run>/model``, LoRA merged).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,33 +133,56 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
              lora: bool = False, accelerator=None) -> dict[str, Any]:
     """Train ``model`` with IGPO/GRPO; returns final metrics. Resumes from ``run``'s latest checkpoint.
 
+    Args:
+        model: the policy (its network is trained in place).
+        examples: training :class:`~igpo_kit.data.examples.Example` s (with ground-truth traces for IGPO).
+        components, settings: the run's components and loop settings.
+        run: a :class:`~igpo_kit.runs.Run` (``metrics.jsonl``, ``checkpoints/``, ``model/`` are written under it).
+        lora: the network is a peft LoRA model; the reference is then its base weights (adapter disabled).
+        accelerator: an ``accelerate.Accelerator`` (default: DDP/single process, see
+            :func:`igpo_kit.rl.distributed.make_accelerator`; pass one built with a DeepSpeed config for ZeRO).
+
     The reference policy is kept only when the loss has a KL term (``components.loss.kl_beta > 0``).
+    Metrics (one ``metrics.jsonl`` line per rollout batch, written by the main process) are listed in
+    :data:`METRIC_KEYS`; token statistics of the loss are averaged over the kept tokens of that kind in all inner
+    iterations and processes (``None`` when there were none), other values are means over processes.
     """
-    from accelerate import Accelerator
     from rich.console import Console
 
     from igpo_kit.checkpoint import (capture_generators, load_latest, model_dir, restore_generators,
                                      save_checkpoint)
+    from igpo_kit.errors import ConfigError
     from igpo_kit.grading.pool import GradingPool
+    from igpo_kit.rl.distributed import is_deepspeed, make_accelerator
     from igpo_kit.rl.logprobs import completion_mask
     from igpo_kit.rl.rollout import collect
 
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    rank, world = acc.process_index, acc.num_processes
     c, s = components, settings
-    kl_beta = float(getattr(c.loss, "kl_beta", 0.0))
     G, mu = s.group_size, s.inner_iters
     if G < 2:
-        from igpo_kit.errors import ConfigError
-
         raise ConfigError(f"group_size (G) must be >= 2 for group-relative advantages, got {G}")
+    if mu < 1:
+        raise ConfigError(f"inner_iters (mu) must be >= 1, got {mu}")
+    rows = s.prompts_per_step * G
+    mb = s.micro_batch_size or rows
+    acc = accelerator or make_accelerator()
+    rank, world = acc.process_index, acc.num_processes
+    deepspeed = is_deepspeed(acc)
+    if deepspeed and mb < rows:
+        raise ConfigError(f"with a DeepSpeed config the loop makes one backward per optimizer step: micro_batch_size "
+                          f"({mb}) must be unset or >= prompts_per_step * group_size ({rows})")
+    kl_beta = float(getattr(c.loss, "kl_beta", 0.0))
     network = model.network
     ref_model = make_reference(model, lora) if kl_beta > 0 else None
     optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=s.learning_rate,
                                   betas=tuple(s.adam_betas), weight_decay=s.weight_decay)
     decay = s.decay_steps or s.max_steps
+    # stepped here once per optimizer step; not handed to accelerate, whose scheduler wrapper would step it once
+    # per process (it assumes a dataloader sharded over processes) and so run the schedule `world` times too fast
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(s.warmup_steps, decay))
-    network, optimizer, scheduler = acc.prepare(network, optimizer, scheduler)
+    network, optimizer = acc.prepare(network, optimizer)
+    if ref_model is not None and ref_model.network is not None:
+        ref_model.network.to(acc.device)
     policy = DiffusionLM(**{**model.__dict__, "network": network})
     gens = {name: torch.Generator(device="cpu").manual_seed(s.seed * 7919 + 104729 * rank + i)
             for i, name in enumerate(GENERATORS)}
@@ -163,11 +192,19 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     resumed = load_latest(run.dir)
     if resumed is not None:
         ckpt, st = resumed
-        weights = torch.load(model_dir(ckpt) / "network.pt", map_location="cpu", weights_only=True)
-        acc.unwrap_model(network).load_state_dict(weights)
-        optimizer.load_state_dict(st["optimizer"])
+        saved_gens = st["generators"]
+        if isinstance(saved_gens, list) and len(saved_gens) != world:
+            raise ConfigError(f"{ckpt} was written by {len(saved_gens)} process(es); resume it with as many "
+                              f"(this run has {world})")
+        if deepspeed:
+            network.load_checkpoint(str(model_dir(ckpt) / "deepspeed"), tag="ds", load_optimizer_states=True,
+                                    load_lr_scheduler_states=False)
+        else:
+            weights = torch.load(model_dir(ckpt) / "network.pt", map_location="cpu", weights_only=True)
+            acc.unwrap_model(network).load_state_dict(weights)
+            optimizer.load_state_dict(st["optimizer"])
         scheduler.load_state_dict(st["scheduler"])
-        restore_generators(gens, st["generators"][rank] if isinstance(st["generators"], list) else st["generators"])
+        restore_generators(gens, saved_gens[rank] if isinstance(saved_gens, list) else saved_gens)
         state = _State(**{k: st["loop"][k] for k in ("step", "rollouts", "data_pos", "epoch", "metric_lines")})
         if acc.is_main_process:
             Console(stderr=True).print(f"resumed from {ckpt.name} (step {state.step})")
@@ -178,86 +215,82 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     trace_cache: dict = {}
     network.eval()  # dropout off everywhere: old/current/ref log-probs come from the same function
     last: dict[str, Any] = {}
-    while state.step < s.max_steps:
-        t_step = time.perf_counter()
-        batch_examples = _next_examples(examples, state, s.prompts_per_step, rank, world, s.seed)
-        batch = collect(policy, batch_examples, c.prompt, c.sampler, c.grader, c.format_grader, G, c.hint_chunker,
-                        c.replacement_policy, s.hint_ratio_low, s.hint_ratio_high, gens, s.grade_timeout_s,
-                        s.grade_workers, trace_cache, c.trace_corruption, grade_pool)
-        rewards = batch.correctness + s.format_weight * batch.fmt
-        adv = c.advantage_estimator(rewards).reshape(-1).to(batch.sequences.device)
-        P = batch.prompt_length
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            old = c.logprob_estimator(policy, batch.sequences, P, batch.attention_mask, generator=gens["logprob"])
-            ref_lp = None
-            if kl_beta > 0:
-                if ref_model is None:
-                    with acc.unwrap_model(network).disable_adapter():
-                        ref_lp = c.logprob_estimator(policy, batch.sequences, P, batch.attention_mask,
+    try:
+        while state.step < s.max_steps:
+            t_step = time.perf_counter()
+            batch_examples = _next_examples(examples, state, s.prompts_per_step, rank, world, s.seed)
+            batch = collect(policy, batch_examples, c.prompt, c.sampler, c.grader, c.format_grader, G, c.hint_chunker,
+                            c.replacement_policy, s.hint_ratio_low, s.hint_ratio_high, gens, s.grade_timeout_s,
+                            s.grade_workers, trace_cache, c.trace_corruption, grade_pool)
+            rewards = batch.correctness + s.format_weight * batch.fmt
+            adv = c.advantage_estimator(rewards).reshape(-1).to(batch.sequences.device)
+            P = batch.prompt_length
+            t0 = time.perf_counter()
+            with torch.no_grad():  # pi_old and pi_ref: once per rollout batch (not mu times)
+                old = c.logprob_estimator(policy, batch.sequences, P, batch.attention_mask, generator=gens["logprob"])
+                ref_lp = None
+                if kl_beta > 0:
+                    if ref_model is None:
+                        with acc.unwrap_model(network).disable_adapter():
+                            ref_lp = c.logprob_estimator(policy, batch.sequences, P, batch.attention_mask,
+                                                         generator=gens["logprob"], compute_entropy=False).logps
+                    else:
+                        ref_lp = c.logprob_estimator(ref_model, batch.sequences, P, batch.attention_mask,
                                                      generator=gens["logprob"], compute_entropy=False).logps
-                else:
-                    ref_lp = c.logprob_estimator(ref_model, batch.sequences, P, batch.attention_mask,
-                                                 generator=gens["logprob"], compute_entropy=False).logps
-        logprob_s = time.perf_counter() - t0
-        loss_mask = completion_mask(batch.sequences[:, P:], model.eos_id)
-        kept = c.entropy_filter(old.entropies, batch.hint_mask, loss_mask)
-        t0 = time.perf_counter()
-        rows = batch.sequences.shape[0]
-        mb = s.micro_batch_size or rows
-        agg: dict[str, float] = {}
-        for it in range(mu):
-            if state.step >= s.max_steps:
-                break
-            optimizer.zero_grad(set_to_none=True)
-            for start in range(0, rows, mb):
-                sl = slice(start, min(rows, start + mb))
-                cur = c.logprob_estimator(policy, batch.sequences[sl], P, batch.attention_mask[sl],
-                                          generator=gens["logprob"], compute_entropy=False)
-                loss, stats = c.loss(cur.logps, old.logps[sl], None if ref_lp is None else ref_lp[sl], adv[sl],
-                                     kept[sl], batch.hint_mask[sl])
-                acc.backward(loss * (sl.stop - sl.start) / rows)
-                for k, v in stats.items():
-                    agg[k] = agg.get(k, 0.0) + float(v) * (sl.stop - sl.start) / rows / mu
-                if it == 0 and start == 0:
-                    agg["first_step_policy_ratio"] = float(stats.get("policy_ratio", float("nan")))
-                agg["loss"] = agg.get("loss", 0.0) + loss.item() * (sl.stop - sl.start) / rows / mu
-            grad_norm = acc.clip_grad_norm_(network.parameters(), s.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            state.step += 1
-            agg["grad_norm"] = float(grad_norm)
-        update_s = time.perf_counter() - t0
-        state.rollouts += 1
-        metrics = {
-            "step": state.step, "rollout": state.rollouts, "epoch": state.epoch,
-            "reward": rewards.mean().item(), "accuracy": batch.correctness.mean().item(),
-            **batch.stats, **agg,
-            "entropy": old.entropies[loss_mask].mean().item() if loss_mask.any() else 0.0,
-            "hint_tokens": int(batch.hint_mask.sum()), "hint_tokens_kept": int((batch.hint_mask & kept).sum()),
-            "completion_length": loss_mask.sum(1).float().mean().item(),
-            "lr": scheduler.get_last_lr()[0], "logprob_s": logprob_s, "update_s": update_s,
-            "step_s": time.perf_counter() - t_step,
-        }
-        if world > 1:
-            metrics = _mean_over_ranks(acc, metrics)
-        if acc.is_main_process:
-            run.log(metrics)
-            state.metric_lines += 1
-            console.print(_live_line(metrics), highlight=False)
-        last = metrics
-        if state.rollouts % s.checkpoint_every == 0 or state.step >= s.max_steps:
-            all_gens = acc.gather_for_metrics([capture_generators(gens)], use_gather_object=True) if world > 1 \
-                else [capture_generators(gens)]
+            logprob_s = time.perf_counter() - t0
+            loss_mask = completion_mask(batch.sequences[:, P:], model.eos_id)
+            kept = c.entropy_filter(old.entropies, batch.hint_mask, loss_mask)
+            t0 = time.perf_counter()
+            n_rows = batch.sequences.shape[0]
+            agg = _Agg()
+            for it in range(mu):
+                if state.step >= s.max_steps:
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                starts = list(range(0, n_rows, mb))
+                for start in starts:
+                    sl = slice(start, min(n_rows, start + mb))
+                    frac = (sl.stop - sl.start) / n_rows
+                    sync = start == starts[-1] or world == 1 or deepspeed
+                    with (contextlib.nullcontext() if sync else acc.no_sync(network)):
+                        cur = c.logprob_estimator(policy, batch.sequences[sl], P, batch.attention_mask[sl],
+                                                  generator=gens["logprob"], compute_entropy=False)
+                        loss, stats = c.loss(cur.logps, old.logps[sl], None if ref_lp is None else ref_lp[sl],
+                                             adv[sl], kept[sl], batch.hint_mask[sl])
+                        acc.backward(loss * frac)
+                    agg.add_loss_stats(stats, float(loss.detach()), frac, first=it == 0)
+                grad_norm = acc.clip_grad_norm_(network.parameters(), s.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                state.step += 1
+                agg.add("grad_norm", float("nan") if grad_norm is None else float(grad_norm), 1.0)
+            update_s = time.perf_counter() - t0
+            state.rollouts += 1
+            hint_in_loss = batch.hint_mask & loss_mask
+            plain = {
+                "step": state.step, "rollout": state.rollouts, "epoch": state.epoch,
+                "reward": rewards.mean().item(), "accuracy": batch.correctness.mean().item(),
+                **batch.stats,
+                "hint_rows": int(batch.hint_mask.any(dim=1).sum()),
+                "hint_tokens": int(hint_in_loss.sum()), "hint_tokens_kept": int((hint_in_loss & kept).sum()),
+                "completion_length": loss_mask.sum(1).float().mean().item(),
+                "lr": scheduler.get_last_lr()[0], "logprob_s": logprob_s, "update_s": update_s,
+                "step_s": time.perf_counter() - t_step,
+            }
+            ent_w = float(loss_mask.sum())
+            agg.add("entropy", float(old.entropies[loss_mask].sum()) / ent_w if ent_w else 0.0, ent_w)
+            metrics = agg.finish(acc if world > 1 else None, plain)
+            metrics["step_s"] = time.perf_counter() - t_step
             if acc.is_main_process:
-                unwrapped = acc.unwrap_model(network)
-                save_checkpoint(run.dir, state.step, {
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "generators": all_gens, "loop": state.__dict__ | {"extra": {}},
-                }, model_dir_writer=lambda p: torch.save(unwrapped.state_dict(), p / "network.pt"),
-                    keep=s.keep_checkpoints)
-            acc.wait_for_everyone()
-    grade_pool.close()
+                run.log(metrics)
+                state.metric_lines += 1
+                console.print(_live_line(metrics), highlight=False, soft_wrap=True)
+            last = metrics
+            if state.rollouts % s.checkpoint_every == 0 or state.step >= s.max_steps:
+                _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world,
+                            capture_generators, save_checkpoint)
+    finally:
+        grade_pool.close()
     if acc.is_main_process:
         out = run.dir / "model"
         unwrapped = acc.unwrap_model(network)
@@ -265,21 +298,133 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
             unwrapped = copy.deepcopy(unwrapped).merge_and_unload()
         unwrapped.save_pretrained(out)
         model.tokenizer.save_pretrained(out)
+    acc.wait_for_everyone()
     return {"steps": state.step, **{k: last.get(k) for k in ("reward", "accuracy", "all_wrong_ratio_before",
                                                                 "all_wrong_ratio_after")}}
 
 
-def _mean_over_ranks(acc, metrics: dict) -> dict:
-    keys = [k for k, v in metrics.items() if isinstance(v, (int, float))]
-    t = torch.tensor([float(metrics[k]) for k in keys], device=acc.device)
-    t = acc.reduce(t, reduction="mean")
-    return {**metrics, **{k: (int(round(v)) if isinstance(metrics[k], int) else float(v))
-                          for k, v in zip(keys, t.tolist())}}
+def _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world,
+                capture_generators, save_checkpoint) -> None:
+    """Write checkpoint ``step_<n>`` atomically (main process), ``latest`` last.
+
+    Plain / DDP: ``model/network.pt`` (state dict) + the optimizer state in ``state.pt``. DeepSpeed: every rank
+    writes its ZeRO shards with ``engine.save_checkpoint`` into ``checkpoints/deepspeed_staging/step_<n>`` (a
+    collective call), then the main process moves that folder into the new checkpoint as ``model/deepspeed`` before
+    publishing it, so ``latest`` never names a checkpoint without its shards.
+    """
+    import os
+    import shutil
+
+    all_gens = (acc.gather_for_metrics([capture_generators(gens)], use_gather_object=True) if world > 1
+                else [capture_generators(gens)])
+    staging = run.dir / "checkpoints" / "deepspeed_staging" / f"step_{state.step}"
+    if deepspeed:
+        if acc.is_main_process and staging.exists():
+            shutil.rmtree(staging)
+        acc.wait_for_everyone()
+        network.save_checkpoint(str(staging), tag="ds")
+        acc.wait_for_everyone()
+    if acc.is_main_process:
+        unwrapped = acc.unwrap_model(network)
+
+        def write_model(p):
+            if deepspeed:
+                os.replace(staging, p / "deepspeed")
+                with contextlib.suppress(OSError):
+                    staging.parent.rmdir()
+            else:
+                torch.save(unwrapped.state_dict(), p / "network.pt")
+
+        save_checkpoint(run.dir, state.step, {
+            "optimizer": None if deepspeed else optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "generators": all_gens, "loop": state.__dict__ | {"extra": {}}, "world_size": world,
+        }, model_dir_writer=write_model, keep=s.keep_checkpoints)
+    acc.wait_for_everyone()
+
+
+#: Keys of every ``metrics.jsonl`` line (token statistics may be ``None`` when no token of that kind was in the loss).
+METRIC_KEYS = (
+    # progress
+    "step", "rollout", "epoch", "lr", "rollouts_sampled",
+    # rewards and the rescue (Alg. 1 lines 3-10)
+    "reward", "accuracy", "initial_correctness", "final_correctness", "all_wrong_ratio_before",
+    "all_wrong_ratio_after", "triggered_groups", "rescued_fraction", "inpainted_correctness", "mean_hint_ratio",
+    "inpaint_hint_tokens", "replaced_rows_K", "hint_rows", "hint_tokens", "hint_tokens_kept", "grade_timeouts",
+    "completion_length",
+    # the loss (Eq. 3-5), means over kept tokens of all inner iterations
+    "loss", "kl", "entropy", "policy_ratio", "clip_fraction", "hint_tokens_policy_ratio",
+    "generated_tokens_policy_ratio", "hint_tokens_clip_ratio", "generated_tokens_clip_ratio", "n_hint_tokens",
+    "n_generated_tokens", "first_step_policy_ratio", "first_step_kl", "grad_norm",
+    # wall time (seconds) of the step's parts
+    "rollout_s", "inpaint_s", "grading_s", "logprob_s", "update_s", "step_s",
+)
+
+#: Loss statistics and the tokens each is averaged over ("all": every kept token).
+_TOKEN_STATS = {
+    "kl": "all", "policy_ratio": "all", "clip_fraction": "all",
+    "hint_tokens_policy_ratio": "hint", "hint_tokens_clip_ratio": "hint",
+    "generated_tokens_policy_ratio": "gen", "generated_tokens_clip_ratio": "gen",
+}
+
+
+class _Agg:
+    """Weighted means of the loss statistics of one rollout batch, reducible over processes."""
+
+    def __init__(self):
+        self.sums: dict[str, list[float]] = {}
+
+    def add(self, key: str, value: float, weight: float) -> None:
+        cell = self.sums.setdefault(key, [0.0, 0.0])
+        if weight > 0:
+            cell[0] += value * weight
+            cell[1] += weight
+
+    def add_loss_stats(self, stats: dict, loss: float, frac: float, first: bool) -> None:
+        n_hint, n_gen = float(stats.get("n_hint_tokens", 0.0)), float(stats.get("n_generated_tokens", 0.0))
+        weights = {"all": n_hint + n_gen, "hint": n_hint, "gen": n_gen}
+        for key, kind in _TOKEN_STATS.items():
+            if key in stats:
+                self.add(key, float(stats[key]), weights[kind])
+        self.add("loss", loss, frac)
+        if first:  # tokens in the loss are the same at every inner iteration: count them once
+            self.sums.setdefault("n_hint_tokens", [0.0, 0.0])[0] += n_hint
+            self.sums.setdefault("n_generated_tokens", [0.0, 0.0])[0] += n_gen
+            self.add("first_step_policy_ratio", float(stats.get("policy_ratio", float("nan"))), weights["all"])
+            if "kl" in stats:
+                self.add("first_step_kl", float(stats["kl"]), weights["all"])
+
+    def finish(self, acc, plain: dict) -> dict:
+        """``plain`` (means over processes) merged with the weighted means (pooled over processes)."""
+        for key in ("first_step_kl", "n_hint_tokens", "n_generated_tokens"):
+            self.sums.setdefault(key, [0.0, 0.0])
+        keys = [k for k, v in plain.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        wkeys = list(self.sums)  # n_*_tokens hold plain sums (kept tokens per process): mean over processes
+        vec = [float(plain[k]) for k in keys] + [x for k in wkeys for x in self.sums[k]]
+        if acc is not None:
+            t = acc.reduce(torch.tensor(vec, dtype=torch.float64, device=acc.device), reduction="sum").tolist()
+            world = acc.num_processes
+        else:
+            t, world = vec, 1
+        out = dict(plain)
+        for i, k in enumerate(keys):
+            v = t[i] / world
+            out[k] = int(round(v)) if isinstance(plain[k], int) else v
+        base = len(keys)
+        for j, k in enumerate(wkeys):
+            total, weight = t[base + 2 * j], t[base + 2 * j + 1]
+            if k in ("n_hint_tokens", "n_generated_tokens"):
+                out[k] = total / world
+            else:
+                out[k] = total / weight if weight > 0 else None
+        return {k: out.get(k) for k in METRIC_KEYS} | {k: v for k, v in out.items() if k not in METRIC_KEYS}
 
 
 def _live_line(m: dict) -> str:
-    return (f"step {m['step']:>5}  reward {m['reward']:.3f}  acc {m['accuracy']:.3f}  "
-            f"all-wrong {m.get('all_wrong_ratio_before', 0):.2f}->{m.get('all_wrong_ratio_after', 0):.2f}  "
-            f"K {m.get('replaced_rows_K', 0):.0f}  kl {m.get('kl', 0):.4f}  loss {m.get('loss', 0):+.4f}  "
-            f"[rollout {m.get('rollout_s', 0):.1f}s inpaint {m.get('inpaint_s', 0):.1f}s grade {m.get('grading_s', 0):.1f}s "
-            f"logp {m.get('logprob_s', 0):.1f}s update {m.get('update_s', 0):.1f}s]")
+    """One line per rollout batch on stderr: rewards, the rescue, the loss, and where the time went."""
+    g = lambda k: m.get(k) or 0.0  # noqa: E731  (None: no token of that kind)
+    return (f"step {m['step']:>5}  reward {g('reward'):.3f}  acc {g('accuracy'):.3f}  "
+            f"all-wrong {g('all_wrong_ratio_before'):.2f}->{g('all_wrong_ratio_after'):.2f}  "
+            f"K {g('replaced_rows_K'):.0f}  hints kept {g('hint_tokens_kept'):.0f}  kl {g('kl'):.4f}  "
+            f"ratio hint/gen {g('hint_tokens_policy_ratio'):.3f}/{g('generated_tokens_policy_ratio'):.3f}  "
+            f"loss {g('loss'):+.4f}  [rollout {g('rollout_s'):.1f}s inpaint {g('inpaint_s'):.1f}s "
+            f"grade {g('grading_s'):.1f}s logp {g('logprob_s'):.1f}s update {g('update_s'):.1f}s]")
