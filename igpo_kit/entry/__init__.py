@@ -5,10 +5,11 @@ Each takes the whole experiment as arguments (components built from the registry
 """
 
 from igpo_kit.entry.evaluate import evaluate
+from igpo_kit.entry.quickstart import quickstart
 from igpo_kit.entry.rewrite import rewrite
 from igpo_kit.entry.rl import rl
 from igpo_kit.entry.sft import sft
 
-JOBS = ("evaluate", "rl", "sft", "rewrite")
+JOBS = ("evaluate", "rl", "sft", "rewrite", "quickstart")
 
-__all__ = ["JOBS", "evaluate", "rewrite", "rl", "sft"]
+__all__ = ["JOBS", "evaluate", "quickstart", "rewrite", "rl", "sft"]
