@@ -25,27 +25,6 @@ def result_json(stdout: str) -> dict:
     return json.loads("\n".join(lines[start:]))
 
 
-@pytest.fixture(scope="module")
-def tiny_causal_dir(tmp_path_factory):
-    """A random 1-layer Llama with the tiny character tokenizer, saved locally (the rewriter of the tiny recipe)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from igpo_kit.models.tiny import build_tokenizer
-
-    tok = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = LlamaForCausalLM(config)
-    path = tmp_path_factory.mktemp("tiny_causal")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 def test_rewrite_recipes_validate_and_hold_no_key(tmp_path):
     r = invoke("validate", "rewrite.gin", "tiny/rewrite.gin")
     assert r.exit_code == 0, r.output
