@@ -72,15 +72,20 @@ def training_curves(records: list[dict], path: str | Path, metrics: Sequence[str
         ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8, loc="best")
+    return _save(fig, path, title)
+
+
+
+def _save(fig, path, title: str | None) -> Path:
+    """Title, lay out, write (parents created) and close ``fig``; returns the path."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _plt().close(fig)
     return path
-
 
 def numeric_axes(records: list[dict]) -> list[str]:
     """Non-seed axes whose values are all numbers, with at least two distinct values."""
@@ -144,14 +149,7 @@ def metric_vs_axis(records: list[dict], axis: str, values: dict[str, Callable[[d
     handles, labels = axes[0][-1].get_legend_handles_labels()
     if labels != ["base"]:
         axes[0][-1].legend(fontsize=8, loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 __all__ = ["CURVE_METRICS", "curves", "metric_vs_axis", "numeric_axes", "training_curves"]
