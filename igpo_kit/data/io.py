@@ -89,10 +89,23 @@ def _read_local(path: Path) -> list[Row]:
     raise DataError(f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(LOCAL_SUFFIXES)}", path=path)
 
 
+def _decode(raw: bytes, path: Path, first_line: int) -> str:
+    """``raw`` as UTF-8, or a :class:`DataError` naming the file, the line and the byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + raw.count(b"\n", 0, exc.start)
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = raw[exc.start:exc.start + 1].hex()
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{bad} at column {col}); "
+                        f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)", path=path, line=line) from None
+
+
 def _read_jsonl(path: Path) -> list[Row]:
     rows: list[Row] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = _decode(raw, path, lineno)
             if not line.strip():
                 continue
             try:
@@ -108,9 +121,9 @@ def _read_jsonl(path: Path) -> list[Row]:
 
 
 def _read_json(path: Path) -> list[Row]:
+    raw = path.read_bytes()
     try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
+        obj = json.loads(_decode(raw, path, 1))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
     if isinstance(obj, dict) and isinstance(obj.get("data"), list):

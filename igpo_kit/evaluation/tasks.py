@@ -51,4 +51,9 @@ def task(
         from igpo_kit.data.prompts import llada_reasoning
 
         prompt = llada_reasoning()
-    return EvalTask(name, list(dataset), sampler, grader, prompt, num_samples, tuple(pass_k))
+    examples = list(dataset)
+    if not examples:
+        from igpo_kit.errors import ConfigError
+
+        raise ConfigError(f"evaluation task {name!r}: its dataset is empty (0 examples); nothing to evaluate")
+    return EvalTask(name, examples, sampler, grader, prompt, num_samples, tuple(pass_k))

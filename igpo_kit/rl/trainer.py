@@ -108,6 +108,11 @@ def _next_examples(examples: list, state: _State, k: int, rank: int, world: int,
     """The next ``k`` examples of this process (each epoch is a seeded permutation, sharded over ranks)."""
     out = []
     per_step = k * world
+    if len(examples) < per_step:  # otherwise no epoch ever holds one step's worth: the loop would never end
+        from igpo_kit.errors import ConfigError
+
+        raise ConfigError(f"the RL dataset has {len(examples)} example(s), fewer than one step's worth: "
+                          f"prompts_per_step ({k}) x processes ({world}) = {per_step}")
     while len(out) < k:
         order = _epoch_order(len(examples), state.epoch, seed)
         if state.data_pos + per_step > len(order):

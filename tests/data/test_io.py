@@ -110,3 +110,16 @@ def test_is_local_path():
     assert io.is_local_path("data/train.jsonl")
     assert io.is_local_path("./gsm8k")
     assert not io.is_local_path("openai/gsm8k")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_non_utf8_bytes_name_file_and_line(tmp_path, suffix):
+    p = tmp_path / f"latin1{suffix}"
+    rows = ['{"question": "ok", "answer": "1"}', '{"question": "caf\xe9", "answer": "2"}']
+    text = "\n".join(rows) + "\n" if suffix == ".jsonl" else "[\n" + ",\n".join(rows) + "\n]\n"
+    p.write_bytes(text.encode("latin-1"))
+    with pytest.raises(DataError) as info:
+        read_rows(p)
+    line = 2 if suffix == ".jsonl" else 3
+    assert str(info.value).startswith(f"{p}:{line}: not UTF-8 text (byte 0xe9")
+    assert info.value.line == line

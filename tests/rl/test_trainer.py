@@ -220,6 +220,27 @@ def test_bad_settings_are_config_errors(tiny_lm_factory, tmp_path):
         train_rl(tiny_lm_factory(), z_examples(), components(), settings(inner_iters=0), Run(tmp_path / "b"))
 
 
+def test_dataset_smaller_than_one_step_is_refused_not_a_hang(tiny_lm_factory, tmp_path):
+    """Fewer examples than prompts_per_step x processes (or none): a ConfigError, not an endless epoch loop."""
+    import signal
+
+    from igpo_kit.errors import ConfigError
+
+    def hang(*_):
+        raise TimeoutError("train_rl did not return: the data loop hangs")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(120)
+    try:
+        for n in (1, 0):
+            with pytest.raises(ConfigError, match=rf"has {n} example\(s\), fewer than one step's worth: "
+                                                  r"prompts_per_step \(2\) x processes \(1\) = 2"):
+                train_rl(tiny_lm_factory(), z_examples(n), components(), settings(), Run(tmp_path / f"n{n}"))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_micro_batches_give_the_same_update(tiny_lm_factory, tmp_path):
     """Gradient accumulation over micro-batches (rows split 8 -> 3+3+2) matches one full batch."""
     runs = {}
