@@ -7,25 +7,6 @@ import importlib.util  # noqa: F401  gin-config 0.5.0 needs importlib.util loade
 
 __version__ = "0.1.0"
 
-KINDS = (
-    "model",
-    "dataset",
-    "prompt",
-    "sampler",
-    "hint_chunker",
-    "replacement_policy",
-    "entropy_filter",
-    "advantage_estimator",
-    "grader",
-    "logprob_estimator",
-    "loss",
-    "corruption",
-    "rewrite_backend",
-)
+from igpo_kit.registry import KINDS, register  # noqa: E402  the component kinds; ``@igpo_kit.register(kind, name)``
 
-
-def register(kind: str, name: str | None = None):
-    """Decorator that registers a user component: ``@igpo_kit.register("grader", "my_grader")``."""
-    from igpo_kit.registry import register as _register
-
-    return _register(kind, name)
+__all__ = ["KINDS", "__version__", "register"]

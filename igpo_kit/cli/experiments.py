@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from igpo_kit.cli.main import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out
+from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out
 
 EXIT_FAILED_CELLS = 4
 

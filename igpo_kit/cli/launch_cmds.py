@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import typer
 
-from igpo_kit.cli.main import app, err, handle_errors, out
+from igpo_kit.cli.app import app, err, handle_errors, out
 
 STATUS_EPILOG = """[bold]Examples[/bold]
 

@@ -6,86 +6,20 @@ Results go to stdout (``--json`` for machines); progress and messages go to stde
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
-app = typer.Typer(
-    name="igpo-kit",
-    help="IGPO and GRPO for masked diffusion LLMs: recipes, components, runs.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode="rich",
-    add_completion=False,
-)
-out = Console()
-err = Console(stderr=True)
+from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out, stdout_to_stderr
 
-BIND = typer.Option(None, "-b", "--bind", help="gin binding KEY=VALUE (repeatable)")
-GIN_FILE = typer.Option(None, "-f", "--gin-file", help="extra gin file, parsed after the recipe (repeatable)")
-PLUGIN = typer.Option(None, "--plugin", help="module or .py file registering components (repeatable)")
+if __name__ == "__main__":  # `python -m igpo_kit.cli.main`: run the imported module, so commands register once
+    from igpo_kit.cli.main import main as _main
 
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """While a job runs, whatever libraries print to stdout (DeepSpeed's accelerator banner, ...) goes to stderr,
-    at the file-descriptor level too, so stdout carries only the result (``--json`` stays parseable)."""
-    sys.stdout.flush()
-    try:
-        fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        fd = err_fd = None
-    saved = os.dup(fd) if fd is not None else None
-    if saved is not None:
-        os.dup2(err_fd, fd)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stderr.flush()
-        if saved is not None:
-            os.dup2(saved, fd)
-            os.close(saved)
-
-
-def handle_errors(fn):
-    """Map ConfigError -> exit 2, other failures -> exit 1, one line each unless IGPO_KIT_DEBUG=1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from igpo_kit.errors import ConfigError
-
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except ConfigError as exc:
-            if os.environ.get("IGPO_KIT_DEBUG") == "1":
-                raise
-            for line in exc.lines or [str(exc)]:
-                err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001
-            if os.environ.get("IGPO_KIT_DEBUG") == "1":
-                raise
-            msg = str(exc).splitlines()[0] if str(exc) else ""
-            err.print(f"[red]error:[/red] {type(exc).__name__}: {msg} (IGPO_KIT_DEBUG=1 shows the traceback)",
-                      highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
+    _main()
+    raise SystemExit(0)
 
 
 @app.command()
@@ -215,8 +149,7 @@ def ls(
         return
     if what != "components":
         raise ConfigError(f"unknown listing {what!r}: use `igpo-kit ls recipes` or `igpo-kit ls components`")
-    from igpo_kit import KINDS
-    from igpo_kit.registry import load_plugin, registry
+    from igpo_kit.registry import KINDS, load_plugin, registry
 
     for p in plugin or []:
         load_plugin(p)
@@ -322,9 +255,5 @@ def main():  # console script
     app()
 
 
-from igpo_kit.cli import experiments, launch_cmds  # noqa: E402,F401  registers sweep, report, launch commands
-
-if __name__ == "__main__":
-    from igpo_kit.cli.main import main as _main  # the registered app, not the __main__ copy
-
-    _main()
+# the other command modules register on the same app; imported last so `--help` lists this module's commands first
+from igpo_kit.cli import experiments, launch_cmds  # noqa: E402,F401

@@ -26,7 +26,7 @@ import gin
 
 from igpo_kit import assets, entry
 from igpo_kit.errors import ConfigError
-from igpo_kit.registry import UnknownComponent, registry
+from igpo_kit.registry import KINDS, UnknownComponent, registry
 
 COMPONENTS_PREFIX = "igpo_kit.components."
 ENTRY_PREFIX = "igpo_kit.entry."
@@ -99,7 +99,6 @@ def _known_selectors() -> list[str]:
 
 
 def _all_component_names() -> list[str]:
-    from igpo_kit import KINDS
 
     out = []
     for kind in KINDS:
@@ -236,7 +235,6 @@ def parse(
 def _binding_header() -> str:
     """Import lines that make a ``-b`` binding see what the recipe sees (gin's dynamic registration needs an
     import for every symbol): the recipe's own imports, the entry module and every component facade."""
-    from igpo_kit import KINDS
 
     lines = {"from igpo_kit import entry"} | {f"from igpo_kit.components import {k}" for k in KINDS}
     lines |= {imp.format() for imp in gin.config._IMPORTS if not imp.module.startswith("__gin__")}

@@ -20,10 +20,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from igpo_kit import KINDS, assets
+from igpo_kit import assets
 from igpo_kit.errors import ConfigError
 
 ENTRY_POINT_GROUP = "igpo_kit.plugins"
+
+#: The component kinds, one registry each (re-exported as ``igpo_kit.KINDS``).
+KINDS = (
+    "model",
+    "dataset",
+    "prompt",
+    "sampler",
+    "hint_chunker",
+    "replacement_policy",
+    "entropy_filter",
+    "advantage_estimator",
+    "grader",
+    "logprob_estimator",
+    "loss",
+    "corruption",
+    "rewrite_backend",
+)
 
 
 class UnknownComponent(ConfigError, LookupError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from igpo_kit.errors import ConfigError
+from igpo_kit.report.grouping import is_seed_key
 
 MANIFEST = "sweep_manifest.json"
 
@@ -70,8 +71,6 @@ def load_run(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
 
 
 def load_sweep(sweep_dir: str | Path) -> tuple[list[dict], dict[str, Any]]:
-    from igpo_kit.sweep.spec import is_seed_key
-
     sweep_dir = Path(sweep_dir)
     manifest = _read_json(sweep_dir / MANIFEST)
     if not isinstance(manifest, dict) or "cells" not in manifest:

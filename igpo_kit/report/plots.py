@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Callable, Sequence
 
+from igpo_kit.report.grouping import is_seed_key, method_label
 from igpo_kit.report.tables import mean_stderr
 
 CURVE_METRICS = ("accuracy", "all_wrong_ratio_before", "all_wrong_ratio_after")
@@ -89,8 +90,6 @@ def _save(fig, path, title: str | None) -> Path:
 
 def numeric_axes(records: list[dict]) -> list[str]:
     """Non-seed axes whose values are all numbers, with at least two distinct values."""
-    from igpo_kit.sweep.spec import is_seed_key
-
     keys: dict[str, set] = {}
     bad: set[str] = set()
     for r in records:
@@ -110,8 +109,6 @@ def metric_vs_axis(records: list[dict], axis: str, values: dict[str, Callable[[d
 
     A series is the record's arm plus its other non-seed axis values; points are means over seeds +- stderr.
     """
-    from igpo_kit.sweep.run import method_label
-
     short = short or {}
     panels = []
     for name, fn in values.items():

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from igpo_kit.errors import ConfigError
+from igpo_kit.report.grouping import is_seed_key
 
 TRAINING_METRICS = ("reward", "accuracy", "all_wrong_ratio_before", "all_wrong_ratio_after", "rescued_fraction")
 DISPLAY = {"all_wrong_ratio_before": "all-wrong before", "all_wrong_ratio_after": "all-wrong after",
@@ -85,8 +86,6 @@ def resolve_baseline(records: list[dict], baseline: str | None, strict: bool = T
         return {m: baseline for m in methods}
     arm_methods = [r for r in records if r.get("arm") == baseline]
     if arm_methods:
-        from igpo_kit.sweep.spec import is_seed_key
-
         def rest(r):
             return tuple((k, v) for k, v in r.get("keys", {}).items() if not is_seed_key(k))
 

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from igpo_kit.errors import ConfigError
-from igpo_kit.sweep.spec import Cell, Spec, expand, is_seed_key, short_keys
+from igpo_kit.report.grouping import method_label
+from igpo_kit.report.load import MANIFEST  # the sweep manifest, which reports read
+from igpo_kit.sweep.spec import Cell, Spec, expand, short_keys
 
-MANIFEST = "sweep_manifest.json"
 EXECUTORS = ("local", "subprocess")
 SCHEMA = 1
 
@@ -143,13 +144,6 @@ def default_sweep_dir(spec: Spec) -> Path:
     from igpo_kit.runner import default_runs_dir
 
     return default_runs_dir() / "sweeps" / spec.name
-
-
-def method_label(arm: str | None, keys: dict[str, str], short: dict[str, str]) -> str:
-    """What a report compares: the arm plus every non-seed axis value (seeds are averaged over)."""
-    parts = [arm] if arm else []
-    parts += [f"{short.get(k, k)}={v}" for k, v in keys.items() if not is_seed_key(k)]
-    return " ".join(parts) or "base"
 
 
 def run_status(run_dir: Path) -> str:

@@ -50,12 +50,12 @@ from pathlib import Path
 from typing import Any
 
 from igpo_kit.errors import ConfigError
+from igpo_kit.report.grouping import is_seed_key  # noqa: F401  (re-exported: sweeps label cells like reports)
 
 TOP_KEYS = ("base", "name", "description", "baseline", "bindings", "gin_files", "resources", "cluster",
             "product", "zip", "arm")
 ARM_KEYS = ("name", "description", "bindings", "gin_files", "product", "resources")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SEED_KEYS = ("SEED",)
 
 
 @dataclass
@@ -515,11 +515,6 @@ def short_keys(keys: list[str]) -> dict[str, str]:
         else:
             out[k] = k
     return out
-
-
-def is_seed_key(key: str) -> bool:
-    """A key that only changes the random seed (averaged over in reports)."""
-    return key in SEED_KEYS or key.rsplit(".", 1)[-1].lower() == "seed"
 
 
 __all__ = ["Arm", "Axis", "Cell", "Spec", "add_axes", "cell_id", "expand", "find_spec", "gin_literal", "inline_spec",
