@@ -46,6 +46,11 @@ def prepare(recipe: str | None, gin_files=(), bindings=(), plugins=(), runs_dir:
 
     load_plugins(plugins)
     config = cfg.parse(recipe, gin_files=list(gin_files), bindings=list(bindings))
+    from igpo_kit.config.preflight import data_problems
+
+    problems = data_problems()
+    if problems:
+        raise ConfigError(*problems)
     name = name or (config.recipe.stem if config.recipe else config.job)
     rid = run_id(config.text)
     if fresh:

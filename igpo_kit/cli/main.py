@@ -87,6 +87,11 @@ def validate(
     for r in recipes:
         try:
             c = cfg.parse(r, gin_files=gin_file or [], bindings=bind or [])
+            from igpo_kit.config.preflight import data_problems
+
+            data = data_problems()
+            if data:
+                raise ConfigError(*data)
             err.print(f"[green]ok[/green] {r} (job: {c.job})")
         except ConfigError as exc:
             problems += [f"{r}: {line}" if not line.startswith(str(r)) else line for line in exc.lines]

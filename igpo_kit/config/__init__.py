@@ -314,6 +314,9 @@ def validate() -> list[str]:
                 problems.append(
                     f"{short}.{name} = {literal!r}: expected {_type_name(ann)}, got {type(literal).__name__}"
                 )
+    from igpo_kit.config.preflight import value_problems
+
+    problems += value_problems()
     for name in defined_macros:
         if name not in used_macros:
             close = difflib.get_close_matches(name, sorted(set(defined_macros) - {name}), n=2, cutoff=0.6)
