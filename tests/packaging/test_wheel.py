@@ -1,4 +1,5 @@
-"""The built wheel: only ``igpo_kit`` is importable; recipes/, registry/, slurm/, cli/ ship inside it as data."""
+"""The built wheel: only ``igpo_kit`` is importable; recipes/, registry/, slurm/, cli/ ship inside it as data.
+An editable install of a checkout finds the top-level data folders. The build backend comes from pyproject.toml."""
 
 import shutil
 import subprocess
@@ -28,8 +29,9 @@ def wheel(tmp_path_factory) -> Path:
 def test_only_igpo_kit_is_top_level(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"igpo_kit", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
-    top_level = next(n for n in names if n.endswith("top_level.txt"))
-    assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["igpo_kit"]
+    record = next(n for n in names if n.endswith(".dist-info/RECORD"))  # what pip installs (and uninstalls)
+    paths = [ln.split(",")[0] for ln in zipfile.ZipFile(wheel).read(record).decode().splitlines() if ln]
+    assert {p.split("/")[0] for p in paths} == {n.split("/")[0] for n in names}
     for folder in DATA:
         assert not any(n.startswith(f"{folder}/") for n in names), folder
 
@@ -58,4 +60,25 @@ def test_unpacked_wheel_finds_its_recipes_and_no_data_package(wheel, tmp_path):
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "IGPO_KIT_DISABLE_PLUGIN_AUTOLOAD": "1"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
                        timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_editable_install_uses_the_checkout(tmp_path):
+    """PEP 660: the editable wheel the build backend makes points at this checkout; assets are its folders."""
+    r = subprocess.run([sys.executable, "-c", "import sys, hatchling.build as b; print(b.build_editable(sys.argv[1]))",
+                        str(tmp_path / "dist")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    site = tmp_path / "site"
+    zipfile.ZipFile(tmp_path / "dist" / r.stdout.split()[-1]).extractall(site)
+    code = (
+        "import site, sys; site.addsitedir(sys.argv[1])\n"
+        "import igpo_kit, igpo_kit.assets as a, pathlib\n"
+        "root = pathlib.Path(sys.argv[2])\n"
+        "assert pathlib.Path(igpo_kit.__file__).parent == root / 'igpo_kit', igpo_kit.__file__\n"
+        "assert a.path('recipes') == root / 'recipes' and a.resolve_recipe('tiny/igpo.gin').is_file()\n"
+        "assert a.path('registry') == root / 'registry'\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "IGPO_KIT_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    r = subprocess.run([sys.executable, "-I", "-c", code, str(site), str(ROOT)], capture_output=True, text=True,
+                       cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
