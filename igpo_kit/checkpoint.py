@@ -50,6 +50,10 @@ __all__ = [
     "restore_generators",
     "generator_state",
     "set_generator_state",
+    "has_frozen_parameters",
+    "trainable_state_dict",
+    "load_trainable_state_dict",
+    "dir_size",
 ]
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -270,3 +274,32 @@ def restore_generators(generators: Mapping[str, torch.Generator], states: Mappin
         raise KeyError(f"no saved state for generator(s) {missing} (saved: {sorted(states)})")
     for name, g in generators.items():
         set_generator_state(g, states[name])
+
+
+# --- what trains ------------------------------------------------------------------------------------------------
+
+
+def has_frozen_parameters(module: torch.nn.Module) -> bool:
+    """Whether some parameters of ``module`` do not train (a LoRA base, a frozen embedding)."""
+    return any(not p.requires_grad for p in module.parameters())
+
+
+def trainable_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``{name: tensor}`` of the parameters that train (``requires_grad``), detached: what a checkpoint of a run with
+    frozen weights must hold (a LoRA adapter, not the frozen base it sits on)."""
+    return {name: p.detach() for name, p in module.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], where: Any = "") -> None:
+    """Load a :func:`trainable_state_dict` into ``module`` in place; its keys must be exactly the trainable ones."""
+    trainable = {name for name, p in module.named_parameters() if p.requires_grad}
+    missing, unexpected = sorted(trainable - set(state)), sorted(set(state) - trainable)
+    if missing or unexpected:
+        raise RuntimeError(f"{where}: the saved trainable weights do not match the network "
+                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    module.load_state_dict(dict(state), strict=False)
+
+
+def dir_size(path: str | os.PathLike) -> int:
+    """Bytes of the regular files under ``path``."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file() and not p.is_symlink())

@@ -33,6 +33,7 @@ def rl(
     hint_ratio_high: float = 0.6,
     format_weight: float = 0.0,
     micro_batch_size: int | None = None,
+    gradient_checkpointing: bool = False,
     lora_rank: int = 0,
     lora_alpha: int = 64,
     lora_dropout: float = 0.0,
@@ -61,6 +62,10 @@ def rl(
         The KL weight beta is the loss's ``kl_beta``; with beta = 0 no reference model is kept.
         group_size: G. prompts_per_step: prompts per rollout batch per process. max_steps: optimizer steps.
         inner_iters: mu, optimizer steps per rollout batch. hint_ratio_low/high: eta ~ U[low, high].
+        micro_batch_size: rows per forward/backward (the update and the pi_old / pi_ref / entropy passes); None:
+            all ``prompts_per_step * group_size`` rows at once. Below that, gradients accumulate (DeepSpeed too).
+        gradient_checkpointing: recompute each layer's activations in the backward pass (less memory, ~1/3 more
+            compute in the update; on in the paper recipes); a model that cannot is a config error.
         lora_rank: >0 trains a LoRA adapter (peft) on ``lora_target_modules`` (LLaDA's names by default; every
             name must exist in the model); the reference is then the base weights under the disabled adapter.
         seed: seeds every generator of the run (rollout noise, hint patterns, eta, replacement, data order) and
@@ -97,6 +102,7 @@ def rl(
         learning_rate=learning_rate, warmup_steps=warmup_steps, decay_steps=decay_steps, weight_decay=weight_decay,
         adam_betas=tuple(adam_betas), max_grad_norm=max_grad_norm, hint_ratio_low=hint_ratio_low,
         hint_ratio_high=hint_ratio_high, format_weight=format_weight, micro_batch_size=micro_batch_size,
+        gradient_checkpointing=gradient_checkpointing,
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, grade_timeout_s=grade_timeout_s,
         grade_workers=grade_workers, seed=seed,
     )

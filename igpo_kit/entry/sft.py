@@ -50,6 +50,7 @@ def sft(
     seed: int = 0,
     mixed_precision: str = "auto",
     deepspeed_config: str | None = None,
+    gradient_checkpointing: bool = False,
     progress: bool = True,
     run: Any = None,
 ) -> dict:
@@ -76,6 +77,8 @@ def sft(
         deepspeed_config: a DeepSpeed JSON (``'recipes/deepspeed/zero2.json'``, ZeRO-2, the paper's setup; its
             ``"auto"`` values are filled from these settings: micro batch ``batch_size``, clipping ``max_grad_norm``,
             bf16 from ``mixed_precision``). None: DDP / one process. ZeRO-2 over several processes needs GPUs.
+        gradient_checkpointing: recompute each layer's activations in the backward pass (less memory, ~1/3 more
+            compute; on in the paper recipe); a model that cannot is a config error.
         progress: print a progress line to stderr (the first step, then at most every 10 s, and the last).
         run: the run record (passed by the runner).
     Returns:
@@ -112,6 +115,7 @@ def sft(
         seed=seed, checkpoint_every=checkpoint_every, log=log, normalization=normalization, eps=eps,
         decay_type=decay_type, betas=(float(betas[0]), float(betas[1])), end_of_turn=end_of_turn,
         keep_checkpoints=keep_checkpoints, time_limit_s=time_limit_s, accelerator=accelerator,
+        gradient_checkpointing=gradient_checkpointing,
     )
     console.end(result)
     if main:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TokenStats", "MeanField", "mean_field", "completion_mask", "masked_input"]
+__all__ = ["TokenStats", "MeanField", "mean_field", "completion_mask", "masked_input", "token_entropy",
+           "in_micro_batches"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,11 +136,7 @@ class MeanField:
         logps = -F.cross_entropy(logits32.reshape(-1, vocab), targets.reshape(-1), reduction="none").view(b, length)
         if not compute_entropy:
             return TokenStats(logps=logps, entropies=None)
-        with torch.no_grad():
-            logp_all = torch.log_softmax(logits32.detach(), dim=-1)
-            p = logp_all.exp()
-            entropies = -(p * logp_all.clamp_min(torch.finfo(torch.float32).min)).sum(dim=-1)
-        return TokenStats(logps=logps, entropies=entropies)
+        return TokenStats(logps=logps, entropies=token_entropy(logits32))
 
 
 def mean_field(prompt_mask_prob: float = 0.0) -> MeanField:
@@ -149,3 +146,57 @@ def mean_field(prompt_mask_prob: float = 0.0) -> MeanField:
         prompt_mask_prob: probability of masking each prompt token (paper/IGPO: 0.0; d1: 0.15).
     """
     return MeanField(prompt_mask_prob)
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """``H[b, t] = -sum_v p_v log p_v`` of ``softmax(logits[b, t])``, float32, detached, one row at a time.
+
+    Args:
+        logits: ``FloatTensor[B, L, V]``.
+    Returns:
+        ``FloatTensor[B, L]``. Besides ``logits`` it holds at most two ``[L, V]`` float32 buffers at once (never a
+        ``[B, L, V]`` one): ``H = -sum_v p_v log p_v``.
+    """
+    out = torch.empty(logits.shape[:2], dtype=torch.float32, device=logits.device)
+    with torch.no_grad():
+        for b in range(logits.shape[0]):
+            logp = torch.log_softmax(logits[b].detach().float(), dim=-1)  # [L, V]
+            out[b] = -(logp.exp() * logp.clamp_min(torch.finfo(torch.float32).min)).sum(dim=-1)
+            del logp
+    return out
+
+
+def in_micro_batches(
+    estimator,
+    model,
+    sequences: torch.Tensor,
+    prompt_length: int,
+    attention_mask: torch.Tensor | None,
+    micro_batch_size: int,
+    generator: torch.Generator | None = None,
+    compute_entropy: bool = True,
+) -> TokenStats:
+    """``estimator`` over ``micro_batch_size`` rows at a time, results concatenated (the pi_old / pi_ref passes).
+
+    The ``[b, L, V]`` logits of one micro-batch are freed before the next is computed, so the peak memory of the
+    pass does not grow with the number of rows ``B`` (tests/rl/test_logprobs.py measures it).
+
+    Args:
+        estimator: a log-prob estimator (``estimator(model, sequences, P, attention_mask, generator=...,
+            compute_entropy=...)`` -> :class:`TokenStats`).
+        sequences: ``LongTensor[B, T]``; attention_mask: ``[B, T]`` or None.
+        micro_batch_size: rows per forward.
+    Returns:
+        :class:`TokenStats` with ``[B, L]`` tensors.
+    """
+    if micro_batch_size < 1:
+        raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
+    logps, ents = [], []
+    for start in range(0, sequences.shape[0], micro_batch_size):
+        sl = slice(start, start + micro_batch_size)
+        part = estimator(model, sequences[sl], prompt_length, None if attention_mask is None else attention_mask[sl],
+                         generator=generator, compute_entropy=compute_entropy)
+        logps.append(part.logps)
+        ents.append(part.entropies)
+        del part
+    return TokenStats(logps=torch.cat(logps), entropies=torch.cat(ents) if compute_entropy else None)

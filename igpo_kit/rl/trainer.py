@@ -37,7 +37,9 @@ class RLSettings:
     max_steps: optimizer steps in total. inner_iters: mu, optimizer steps per rollout batch.
     learning_rate, warmup_steps, decay_steps (linear decay to 0 over decay_steps, default max_steps),
     weight_decay, adam_betas, max_grad_norm: AdamW and clipping. hint_ratio_low/high: eta ~ U[low, high].
-    format_weight: weight of the format reward added to correctness. micro_batch_size: rows per backward.
+    format_weight: weight of the format reward added to correctness. micro_batch_size: rows per forward (the
+    backward of the update, and the no-grad pi_old / pi_ref / entropy passes; None: all rows at once).
+    gradient_checkpointing: recompute layer activations in the backward pass (:mod:`igpo_kit.models.checkpointing`).
     """
 
     group_size: int = 8
@@ -54,6 +56,7 @@ class RLSettings:
     hint_ratio_high: float = 0.6
     format_weight: float = 0.0
     micro_batch_size: int | None = None
+    gradient_checkpointing: bool = False
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     grade_timeout_s: float = 5.0
@@ -154,12 +157,13 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     """
     from rich.console import Console
 
-    from igpo_kit.checkpoint import (capture_generators, load_latest, model_dir, restore_generators,
-                                     save_checkpoint)
+    from igpo_kit.checkpoint import (capture_generators, has_frozen_parameters, load_latest,
+                                     load_trainable_state_dict, model_dir, restore_generators, save_checkpoint)
     from igpo_kit.errors import ConfigError
     from igpo_kit.grading.pool import GradingPool
+    from igpo_kit.models.checkpointing import checkpoint_in_eval, enable_gradient_checkpointing
     from igpo_kit.rl.distributed import is_deepspeed, make_accelerator
-    from igpo_kit.rl.logprobs import completion_mask
+    from igpo_kit.rl.logprobs import completion_mask, in_micro_batches
     from igpo_kit.rl.rollout import collect
 
     c, s = components, settings
@@ -178,6 +182,9 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                           f"({mb}) must be unset or >= prompts_per_step * group_size ({rows})")
     kl_beta = float(getattr(c.loss, "kl_beta", 0.0))
     network = model.network
+    if s.gradient_checkpointing:
+        enable_gradient_checkpointing(network, model.name)
+    frozen = has_frozen_parameters(network)  # checkpoints then hold only what trains (e.g. the LoRA adapter)
     ref_model = make_reference(model, lora) if kl_beta > 0 else None
     optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=s.learning_rate,
                                   betas=tuple(s.adam_betas), weight_decay=s.weight_decay)
@@ -201,9 +208,15 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
         if isinstance(saved_gens, list) and len(saved_gens) != world:
             raise ConfigError(f"{ckpt} was written by {len(saved_gens)} process(es); resume it with as many "
                               f"(this run has {world})")
-        if deepspeed:
+        if "lora" in st:  # checkpoints of older versions do not say
+            _check_same_lora(ckpt, st["lora"], lora_signature(acc.unwrap_model(network)))
+        if deepspeed:  # a run with frozen weights saved only the trainable ones (exclude_frozen_parameters)
             network.load_checkpoint(str(model_dir(ckpt) / "deepspeed"), tag="ds", load_optimizer_states=True,
-                                    load_lr_scheduler_states=False)
+                                    load_lr_scheduler_states=False, load_module_strict=not frozen)
+        elif (model_dir(ckpt) / TRAINABLE_FILE).is_file():
+            weights = torch.load(model_dir(ckpt) / TRAINABLE_FILE, map_location="cpu", weights_only=True)
+            load_trainable_state_dict(acc.unwrap_model(network), weights, where=ckpt)
+            optimizer.load_state_dict(st["optimizer"])
         else:
             weights = torch.load(model_dir(ckpt) / "network.pt", map_location="cpu", weights_only=True)
             acc.unwrap_model(network).load_state_dict(weights)
@@ -219,6 +232,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     grade_pool = GradingPool(workers=s.grade_workers)  # forked once, reused by every step; closed below or at exit
     trace_cache: dict = {}
     network.eval()  # dropout off everywhere: old/current/ref log-probs come from the same function
+    checkpoint_in_eval(network)  # checkpointed layers (if any) recompute in the backward, dropout stays off
     last: dict[str, Any] = {}
     try:
         while state.step < s.max_steps:
@@ -231,17 +245,20 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
             adv = c.advantage_estimator(rewards).reshape(-1).to(batch.sequences.device)
             P = batch.prompt_length
             t0 = time.perf_counter()
-            with torch.no_grad():  # pi_old and pi_ref: once per rollout batch (not mu times)
-                old = c.logprob_estimator(policy, batch.sequences, P, batch.attention_mask, generator=gens["logprob"])
+            with torch.no_grad():  # pi_old and pi_ref: once per rollout batch (not mu times), mb rows at a time
+                old = in_micro_batches(c.logprob_estimator, policy, batch.sequences, P, batch.attention_mask, mb,
+                                       generator=gens["logprob"])
                 ref_lp = None
                 if kl_beta > 0:
                     if ref_model is None:
                         with acc.unwrap_model(network).disable_adapter():
-                            ref_lp = c.logprob_estimator(policy, batch.sequences, P, batch.attention_mask,
-                                                         generator=gens["logprob"], compute_entropy=False).logps
+                            ref_lp = in_micro_batches(c.logprob_estimator, policy, batch.sequences, P,
+                                                      batch.attention_mask, mb, generator=gens["logprob"],
+                                                      compute_entropy=False).logps
                     else:
-                        ref_lp = c.logprob_estimator(ref_model, batch.sequences, P, batch.attention_mask,
-                                                     generator=gens["logprob"], compute_entropy=False).logps
+                        ref_lp = in_micro_batches(c.logprob_estimator, ref_model, batch.sequences, P,
+                                                  batch.attention_mask, mb, generator=gens["logprob"],
+                                                  compute_entropy=False).logps
             logprob_s = time.perf_counter() - t0
             loss_mask = completion_mask(batch.sequences[:, P:], model.eos_id)
             kept = c.entropy_filter(old.entropies, batch.hint_mask, loss_mask)
@@ -292,8 +309,8 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                 console.print(_live_line(metrics), highlight=False, soft_wrap=True)
             last = metrics
             if state.rollouts % s.checkpoint_every == 0 or state.step >= s.max_steps:
-                _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world,
-                            capture_generators, save_checkpoint)
+                _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world, frozen,
+                            console)
     finally:
         grade_pool.close()
     if acc.is_main_process:
@@ -308,17 +325,20 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                                                                 "all_wrong_ratio_after")}}
 
 
-def _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world,
-                capture_generators, save_checkpoint) -> None:
-    """Write checkpoint ``step_<n>`` atomically (main process), ``latest`` last.
+def _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world, frozen, console) -> None:
+    """Write checkpoint ``step_<n>`` atomically (main process), ``latest`` last, and log its size.
 
-    Plain / DDP: ``model/network.pt`` (state dict) + the optimizer state in ``state.pt``. DeepSpeed: every rank
-    writes its ZeRO shards with ``engine.save_checkpoint`` into ``checkpoints/deepspeed_staging/step_<n>`` (a
-    collective call), then the main process moves that folder into the new checkpoint as ``model/deepspeed`` before
-    publishing it, so ``latest`` never names a checkpoint without its shards.
+    Plain / DDP: ``model/network.pt`` (the state dict), or ``model/trainable.pt`` (only the parameters that train,
+    e.g. a LoRA adapter, never its frozen base) when some weights are frozen, + the optimizer state in ``state.pt``.
+    DeepSpeed: every rank writes its ZeRO shards with ``engine.save_checkpoint`` (``exclude_frozen_parameters`` when
+    some weights are frozen) into ``checkpoints/deepspeed_staging/step_<n>`` (a collective call), then the main
+    process moves that folder into the new checkpoint as ``model/deepspeed`` before publishing it, so ``latest``
+    never names a checkpoint without its shards. ``state.pt`` records the LoRA rank and targets, checked on resume.
     """
     import os
     import shutil
+
+    from igpo_kit.checkpoint import capture_generators, dir_size, save_checkpoint, trainable_state_dict
 
     all_gens = (acc.gather_for_metrics([capture_generators(gens)], use_gather_object=True) if world > 1
                 else [capture_generators(gens)])
@@ -327,7 +347,7 @@ def _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspe
         if acc.is_main_process and staging.exists():
             shutil.rmtree(staging)
         acc.wait_for_everyone()
-        network.save_checkpoint(str(staging), tag="ds")
+        network.save_checkpoint(str(staging), tag="ds", exclude_frozen_parameters=frozen)
         acc.wait_for_everyone()
     if acc.is_main_process:
         unwrapped = acc.unwrap_model(network)
@@ -337,14 +357,47 @@ def _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspe
                 os.replace(staging, p / "deepspeed")
                 with contextlib.suppress(OSError):
                     staging.parent.rmdir()
+            elif frozen:
+                torch.save(trainable_state_dict(unwrapped), p / TRAINABLE_FILE)
             else:
                 torch.save(unwrapped.state_dict(), p / "network.pt")
 
-        save_checkpoint(run.dir, state.step, {
+        path = save_checkpoint(run.dir, state.step, {
             "optimizer": None if deepspeed else optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "generators": all_gens, "loop": state.__dict__ | {"extra": {}}, "world_size": world,
+            "lora": lora_signature(unwrapped),
         }, model_dir_writer=write_model, keep=s.keep_checkpoints)
+        what = "trainable weights only" if frozen else "all weights"
+        console.print(f"checkpoint {path.name}: {dir_size(path) / 2**20:.2f} MiB ({what}, optimizer, generators, "
+                      f"loop state)", highlight=False)
     acc.wait_for_everyone()
+
+
+TRAINABLE_FILE = "trainable.pt"
+
+
+def lora_signature(network) -> dict | None:
+    """``{"rank", "target_modules"}`` of a peft LoRA network's adapter (None for a plain network)."""
+    configs = getattr(network, "peft_config", None)
+    if not configs:
+        return None
+    cfg = configs.get("default") or next(iter(configs.values()))
+    targets = cfg.target_modules
+    targets = [targets] if isinstance(targets, str) else sorted(targets)
+    return {"rank": int(cfg.r), "target_modules": targets}
+
+
+def _check_same_lora(ckpt, saved: dict | None, current: dict | None) -> None:
+    """A checkpoint resumes only into the same adapter shape: exit 2 naming both otherwise."""
+    from igpo_kit.errors import ConfigError
+
+    def says(sig):
+        return "no LoRA (full fine-tuning)" if sig is None else \
+            f"LoRA rank {sig['rank']} on {', '.join(sig['target_modules'])}"
+
+    if saved != current:
+        raise ConfigError(f"cannot resume {ckpt}: it was written with {says(saved)}, this run has {says(current)} "
+                          f"(resume with the checkpoint's lora_rank / lora_target_modules, or start with --fresh)")
 
 
 #: Keys of every ``metrics.jsonl`` line (token statistics may be ``None`` when no token of that kind was in the loss).

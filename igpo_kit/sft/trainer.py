@@ -341,6 +341,7 @@ def train_sft(
     mixed_precision: str = "auto",
     deepspeed_config: str | os.PathLike | dict | None = None,
     accelerator: Any = None,
+    gradient_checkpointing: bool = False,
 ) -> SFTResult:
     """Length-Aligned SFT of ``model`` on ``examples`` (NELBO Eq. 1), resuming from ``run_dir`` if possible.
 
@@ -377,6 +378,8 @@ def train_sft(
         deepspeed_config: a DeepSpeed JSON or dict (``recipes/deepspeed/zero2.json``) to train under ZeRO (stage
             <= 2) instead of DDP; used only when ``accelerator`` is None.
         accelerator: an ``accelerate.Accelerator`` to use (default: :func:`make_sft_accelerator`).
+        gradient_checkpointing: recompute each layer's activations in the backward pass
+            (:mod:`igpo_kit.models.checkpointing`); a network that cannot is a ``ConfigError``.
     Returns:
         :class:`SFTResult` (on every rank).
     """
@@ -416,6 +419,10 @@ def train_sft(
               "deepspeed": deepspeed, "mixed_precision": str(acc.mixed_precision)}
 
     network = model.network
+    if gradient_checkpointing:
+        from igpo_kit.models.checkpointing import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(network, model.name)
     was_training = network.training
     params = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(_param_groups(network, weight_decay), lr=lr, betas=betas)

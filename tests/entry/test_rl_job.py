@@ -103,21 +103,27 @@ def kill_after_first_checkpoint(procs: dict, timeout: float = 240) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A and B: the recipe as is (same seed); C: checkpoint_every = 1, SIGKILLed after its first checkpoint and
-    started again; D: the same with DeepSpeed ZeRO-2 (one CPU process); ddp: 2 processes under torchrun."""
+    started again; D: the same with DeepSpeed ZeRO-2 (one CPU process); ddp: 2 processes under torchrun.
+    LoRA (rank 4 on q_proj, v_proj): F as is; E killed and resumed like C; G killed and resumed under ZeRO-2."""
     root = tmp_path_factory.mktemp("rl_runs")
-    logs = {k: root / f"{k}.log" for k in ("a", "b", "c1", "c2", "d1", "d2", "ddp")}
+    logs = {k: root / f"{k}.log" for k in ("a", "b", "c1", "c2", "d1", "d2", "e1", "e2", "g1", "g2", "f", "ddp")}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv-backend", "c10d",
                 "--rdzv-endpoint", "localhost:0"]
     ddp = start(root / "ddp", "entry.rl.max_steps = 4", log=logs["ddp"], launcher=torchrun)  # runs meanwhile
-    binds = {"c": ["entry.rl.checkpoint_every = 1"],
-             "d": ["entry.rl.checkpoint_every = 1", "entry.rl.deepspeed_config = 'recipes/deepspeed/zero2.json'"]}
-    first = {k: (start(root / k, *binds[k], log=logs[f"{k}1"]), root / k, logs[f"{k}1"]) for k in "cd"}
+    every, zero2 = "entry.rl.checkpoint_every = 1", "entry.rl.deepspeed_config = 'recipes/deepspeed/zero2.json'"
+    binds = {"c": [every], "d": [every, zero2], "e": [every, *LORA], "g": [every, zero2, *LORA], "f": LORA,
+             "a": [], "b": []}
+    first = {k: (start(root / k, *binds[k], log=logs[f"{k}1"]), root / k, logs[f"{k}1"]) for k in "cdeg"}
     killed = kill_after_first_checkpoint(first)
-    procs = {f"{k}2": start(root / k, *binds[k], log=logs[f"{k}2"]) for k in "cd"}
-    procs |= {k: start(root / k, log=logs[k]) for k in "ab"}
+    procs = {f"{k}2": start(root / k, *binds[k], log=logs[f"{k}2"]) for k in "cdeg"}
+    procs |= {k: start(root / k, *binds[k], log=logs[k]) for k in "abf"}
     for k, proc in {**procs, "ddp": ddp}.items():
         finish(proc, logs[k])
-    return {"root": root, "logs": logs, "killed": killed, **{k: run_dir(root / k) for k in ("a", "b", "c", "d", "ddp")}}
+    return {"root": root, "logs": logs, "killed": killed,
+            **{k: run_dir(root / k) for k in ("a", "b", "c", "d", "e", "f", "g", "ddp")}}
+
+
+LORA = ["entry.rl.lora_rank = 4", "entry.rl.lora_target_modules = ['q_proj', 'v_proj']"]
 
 
 def test_tiny_igpo_runs_from_the_cli_with_every_metric(runs):
@@ -198,3 +204,38 @@ def test_two_process_data_parallel_run(runs):
     # each rank has its own generators: different rollout noise
     assert not torch.equal(state["generators"][0]["rollout"], state["generators"][1]["rollout"])
     assert log.read_text().count("done: ") == 2 and json.loads((d / "run.json").read_text())["status"] == "done"
+
+
+def _mib(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def test_lora_checkpoints_hold_only_the_adapter_and_resume_bit_identical(runs):
+    """A LoRA run's checkpoints hold the adapter, its optimizer state, the generators and the loop state, never the
+    frozen base; killed after its first checkpoint and restarted, it logs exactly what the uninterrupted run logs.
+    Under ZeRO-2 the shards exclude the frozen parameters and resume too. The size of each checkpoint is logged."""
+    import torch
+
+    for k in "eg":
+        assert runs["killed"][k]["latest"] == "step_2" and not runs["killed"][k]["done"]
+        assert "resumed from step_2" in runs["logs"][f"{k}2"].read_text()
+    assert no_timing(metrics(runs["e"])) == no_timing(metrics(runs["f"]))
+    lora, full = runs["e"] / "checkpoints/step_6", runs["c"] / "checkpoints/step_6"
+    assert sorted(p.name for p in (lora / "model").iterdir()) == ["trainable.pt"]
+    weights = torch.load(lora / "model/trainable.pt", weights_only=True)
+    assert weights and all("lora_" in name for name in weights)
+    state = torch.load(lora / "state.pt", weights_only=True)
+    assert state["lora"] == {"rank": 4, "target_modules": ["q_proj", "v_proj"]}
+    assert _mib(lora) < 0.2 * _mib(full)  # the tiny base is ~0.6 MB of float32 weights (+ 2x in AdamW moments)
+    line = next(x for x in runs["logs"]["e2"].read_text().splitlines() if x.startswith("checkpoint step_6"))
+    assert f"{_mib(lora):.2f} MiB (trainable weights only" in line
+    assert "(all weights" in runs["logs"]["c2"].read_text()
+    zero = runs["g"] / "checkpoints/step_6/model/deepspeed/ds/mp_rank_00_model_states.pt"
+    module = torch.load(zero, weights_only=False)["module"]
+    assert module and all("lora_" in name for name in module)  # exclude_frozen_parameters
+    plain, ds = no_timing(metrics(runs["f"])), no_timing(metrics(runs["g"]))
+    for p, z in zip(plain, ds, strict=True):
+        for key in p:
+            if isinstance(p[key], float):
+                assert z[key] == pytest.approx(p[key], rel=1e-4, abs=1e-7), key
+    assert (runs["e"] / "model/config.json").exists()  # the final model is the merged network

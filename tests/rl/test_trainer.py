@@ -300,3 +300,35 @@ def test_lora_targets_must_exist_in_the_model(tiny_lm_factory):
     with pytest.raises(ConfigError, match=r"\['attn_out', 'ff_proj', 'ff_out'\] match no linear module.*q_proj"):
         _with_lora(tiny_lm_factory(), 4, 8, 0.0, ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj",
                                                  "ff_out"])
+
+
+def test_resume_with_another_lora_rank_or_targets_names_both(tiny_lm_factory, tmp_path):
+    pytest.importorskip("peft")
+    from igpo_kit.entry.rl import _with_lora
+    from igpo_kit.errors import ConfigError
+
+    run = Run(tmp_path / "run")
+    quick = dict(max_steps=1, inner_iters=1, prompts_per_step=1)
+    train_rl(_with_lora(tiny_lm_factory(), 4, 8, 0.0, ["q_proj", "v_proj"]), z_examples(), components(),
+             settings(**quick), run, lora=True)
+    with pytest.raises(ConfigError, match=r"written with LoRA rank 4 on q_proj, v_proj, this run has LoRA rank 8 "
+                                          r"on q_proj \("):
+        train_rl(_with_lora(tiny_lm_factory(), 8, 8, 0.0, ["q_proj"]), z_examples(), components(),
+                 settings(**quick), run, lora=True)
+    with pytest.raises(ConfigError, match=r"this run has no LoRA \(full fine-tuning\)"):
+        train_rl(tiny_lm_factory(), z_examples(), components(), settings(**quick), run)
+
+
+def test_rl_loop_with_checkpointing_equals_without(tiny_lm_factory, tmp_path):
+    from igpo_kit.models.checkpointing import is_checkpointing
+
+    out = {}
+    for gc in (False, True):
+        model, run = tiny_lm_factory(), Run(tmp_path / f"gc{gc}")
+        train_rl(model, z_examples(), components(), settings(max_steps=2, inner_iters=2, prompts_per_step=1,
+                                                             gradient_checkpointing=gc), run)
+        out[gc] = ([{k: v for k, v in m.items() if not k.endswith("_s")} for m in run.metrics()],
+                   model.network.state_dict())
+        assert is_checkpointing(model.network) == gc
+    assert out[True][0] == out[False][0]
+    assert all(torch.allclose(out[True][1][k], out[False][1][k], atol=1e-6) for k in out[True][1])

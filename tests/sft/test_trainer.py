@@ -138,3 +138,17 @@ def test_data_order():
     assert sorted(p0.tolist()) == list(range(5)) and not torch.equal(p0, p1)
     # the stream crosses epochs: positions 3..7 = perm0[3:5] + perm1[0:3]
     assert batch_indices(3, 3, 5, 5).tolist() == p0[3:].tolist() + p1[:3].tolist()
+
+
+def test_sft_with_checkpointing_equals_without(tmp_path):
+    logs = {}
+    for gc in (False, True):
+        logs[gc] = []
+        train_sft(tiny(seed=0, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64),
+                  arithmetic(4, difficulty=1, seed=0, trace_style="short"), plain(), run_dir=tmp_path / f"gc{gc}",
+                  max_length=160, batch_size=2, max_steps=2, lr=1e-2, warmup_steps=0, log=logs[gc].append,
+                  gradient_checkpointing=gc)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rs]  # noqa: E731
+    a, b = strip(logs[False]), strip(logs[True])
+    assert len(a) == 2 and [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
+    assert [r["grad_norm"] for r in a] == pytest.approx([r["grad_norm"] for r in b], rel=1e-5)
