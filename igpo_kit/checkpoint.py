@@ -36,6 +36,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from igpo_kit.atomic import fsync_dir, fsync_tree, write_atomic
+
 __all__ = [
     "CHECKPOINTS_DIR",
     "LATEST_FILE",
@@ -67,43 +69,7 @@ _STEP_RE = re.compile(r"^step_(\d+)$")
 # --- fsync helpers ----------------------------------------------------------------------------------------------
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """fsync a directory entry table (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for name in filenames:
-            p = Path(dirpath) / name
-            if p.is_file() and not p.is_symlink():
-                _fsync_file(p)
-        _fsync_dir(Path(dirpath))
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory + fsync + ``os.replace`` + dir fsync."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+# write protocol helpers: igpo_kit.atomic (fsync_dir, fsync_tree, write_atomic)
 
 
 # --- layout -----------------------------------------------------------------------------------------------------
@@ -192,22 +158,22 @@ def save_checkpoint(
         files.append(MODEL_SUBDIR + "/")
     info = {"step": int(step), "time": time.time(), "files": files, "keys": sorted(str(k) for k in state)}
     (tmp / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    _fsync_tree(tmp)
+    fsync_tree(tmp)
 
     if final.exists():
         # a previous save of the same step (complete, or renamed but never published by `latest`): move it away
         # first so that `final` never holds a mix of two saves.
         old = root / f"{name}.old.tmp"
         os.replace(final, old)
-        _fsync_dir(root)
+        fsync_dir(root)
         os.replace(tmp, final)
-        _fsync_dir(root)
-        _write_text_atomic(root / LATEST_FILE, name + "\n")
+        fsync_dir(root)
+        write_atomic(root / LATEST_FILE, name + "\n")
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
-        _fsync_dir(root)
-        _write_text_atomic(root / LATEST_FILE, name + "\n")
+        fsync_dir(root)
+        write_atomic(root / LATEST_FILE, name + "\n")
 
     if keep is not None:
         _prune(root, keep=keep, protect=name)
@@ -220,7 +186,7 @@ def _prune(root: Path, keep: int, protect: str) -> None:
     for _, p in ckpts:
         if p.name not in survivors:
             shutil.rmtree(p, ignore_errors=True)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def load_latest(run_dir: str | os.PathLike, map_location: Any = "cpu") -> tuple[Path, dict] | None:

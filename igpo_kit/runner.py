@@ -75,7 +75,8 @@ def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | P
     (config.gin, run.json, operative config, result.json, DONE/FAILED); the others only run the job.
     """
     from igpo_kit import config as cfg
-    from igpo_kit.runs import Run, start_record, write_atomic
+    from igpo_kit.atomic import write_atomic
+    from igpo_kit.runs import Run, start_record
 
     load_plugins(plugins)
     run_dir = Path(run_dir)

@@ -21,6 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from igpo_kit.atomic import write_atomic  # noqa: F401  (also imported from here by older callers)
+
 PACKAGES = ("igpo-kit", "torch", "transformers", "accelerate", "deepspeed", "datasets", "gin-config", "submitit",
             "math-verify", "typer", "rich", "peft")
 
@@ -28,15 +30,6 @@ PACKAGES = ("igpo-kit", "torch", "transformers", "accelerate", "deepspeed", "dat
 def run_id(config_text: str) -> str:
     """Stable id from the resolved config: the same config resumes the same run directory."""
     return hashlib.sha1(config_text.encode()).hexdigest()[:10]
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:

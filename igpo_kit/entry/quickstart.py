@@ -223,7 +223,8 @@ def _arm(arm_dir, name: str, seed: int, policy, train) -> dict:
     import json
     import time
 
-    from igpo_kit.runs import Run, write_atomic
+    from igpo_kit.atomic import write_atomic
+    from igpo_kit.runs import Run
 
     arm_run = Run(arm_dir)
     if (arm_dir / "DONE").exists() and (arm_dir / "result.json").exists():

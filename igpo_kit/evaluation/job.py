@@ -16,7 +16,8 @@ import torch
 
 from igpo_kit.evaluation.metrics import summarize
 from igpo_kit.models.base import DiffusionLM, left_pad
-from igpo_kit.runs import Run, write_atomic
+from igpo_kit.atomic import write_atomic
+from igpo_kit.runs import Run
 
 
 def _extracted(completion: str) -> str | None:

@@ -26,10 +26,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from igpo_kit.atomic import write_atomic
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA = 1
@@ -124,21 +125,10 @@ class Manifest:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON to ``path`` via a temporary file in the same directory + fsync + ``os.replace``."""
+    """Write ``obj`` as JSON to ``path`` (parents created) through :func:`igpo_kit.atomic.write_atomic`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike) -> Path:

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from igpo_kit.atomic import write_atomic
 from igpo_kit.grading.extract import answer_region, boxed_contents, first_boxed, parse_number
 from igpo_kit.rewrite.prompt import rewrite_prompt, target_words
 
@@ -382,7 +383,5 @@ def rewrite_traces(
     report.before, report.after = _stats(before), _stats(after)
     if histogram:
         report.histogram_path = _histogram(side["histogram"], before, after, unit)
-    tmp = side["report"].with_name(side["report"].name + ".tmp")
-    tmp.write_text(json.dumps(report.as_dict(), indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, side["report"])
+    write_atomic(side["report"], json.dumps(report.as_dict(), indent=1) + "\n")
     return report

@@ -138,7 +138,8 @@ def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any,
         RunError: the SFT stopped before its last step (``stop_at_step`` / ``time_limit_s``); call again to resume.
     """
     from igpo_kit.checkpoint import load_latest
-    from igpo_kit.runs import Run, write_atomic
+    from igpo_kit.atomic import write_atomic
+    from igpo_kit.runs import Run
     from igpo_kit.sft.trainer import FINAL_MODEL_DIR, SUMMARY_FILE, load_weights, train_sft
 
     if "run_dir" in settings or "log" in settings:

@@ -105,7 +105,7 @@ class Sweep:
 
     def save(self) -> Path:
         """Write ``sweep_manifest.json`` atomically."""
-        from igpo_kit.runs import write_atomic
+        from igpo_kit.atomic import write_atomic
 
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.created is None:
