@@ -3,7 +3,10 @@
 The text comes from submitit's own ``submitit.slurm.slurm._make_sbatch_string`` through a ``SlurmExecutor``
 whose parameters are set exactly as ``AutoExecutor.update_parameters`` sets them, so the preview is byte for
 byte what ``sbatch`` would get (the folder is made absolute but not created; no file is touched; ``srun`` need
-not exist on this machine).
+not exist on this machine). submitit has no public preview, so this uses its private ``_convert_parameters``,
+``_internal_update_parameters`` and ``_make_submission_file_text``; ``tests/launch/test_sbatch.py`` pins them
+against the public path (``AutoExecutor.update_parameters`` + ``submit`` to a fake ``sbatch``) with the installed
+submitit, so an upgrade that changes them fails there.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from igpo_kit.models.base import DiffusionLM
+from igpo_kit.schedules import rl_linear
 
 GENERATORS = ("data", "rollout", "hints", "replace", "logprob")
 
@@ -91,15 +92,6 @@ class _State:
     extra: dict = field(default_factory=dict)
 
 
-def linear_schedule(warmup_steps: int, decay_steps: int):
-    """LR multiplier: linear warmup over ``warmup_steps``, then linear decay to 0 at ``decay_steps``."""
-
-    def f(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        return max(0.0, (decay_steps - step) / max(1, decay_steps - warmup_steps))
-
-    return f
 
 
 def _epoch_order(n: int, epoch: int, seed: int) -> list[int]:
@@ -191,7 +183,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     decay = s.decay_steps or s.max_steps
     # stepped here once per optimizer step; not handed to accelerate, whose scheduler wrapper would step it once
     # per process (it assumes a dataloader sharded over processes) and so run the schedule `world` times too fast
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(s.warmup_steps, decay))
+    scheduler = rl_linear(optimizer, s.warmup_steps, decay)
     network, optimizer = acc.prepare(network, optimizer)
     if ref_model is not None and ref_model.network is not None:
         ref_model.network.to(acc.device)

@@ -1,7 +1,7 @@
 """Length-Aligned SFT (paper Sec. 3.2): masked-diffusion NELBO (Eq. 1), WSD schedule, sequence building, trainer.
 
-Modules: :mod:`~igpo_kit.sft.nelbo` (``nelbo_loss``), :mod:`~igpo_kit.sft.schedule` (``warmup_stable_decay``,
-``linear_warmup_decay``), :mod:`~igpo_kit.sft.data` (``build_sft_data``), :mod:`~igpo_kit.sft.trainer`
+Modules: :mod:`~igpo_kit.sft.nelbo` (``nelbo_loss``), :mod:`~igpo_kit.schedules` (``warmup_stable_decay``,
+``linear_warmup_decay``, shared with RL), :mod:`~igpo_kit.sft.data` (``build_sft_data``), :mod:`~igpo_kit.sft.trainer`
 (``train_sft``). Importing this package imports no torch; the names below load lazily.
 """
 
@@ -13,8 +13,8 @@ _EXPORTS = {
     "nelbo_loss": "igpo_kit.sft.nelbo",
     "forward_process": "igpo_kit.sft.nelbo",
     "skip_forward_process": "igpo_kit.sft.nelbo",
-    "warmup_stable_decay": "igpo_kit.sft.schedule",
-    "linear_warmup_decay": "igpo_kit.sft.schedule",
+    "warmup_stable_decay": "igpo_kit.schedules",
+    "linear_warmup_decay": "igpo_kit.schedules",
     "build_sft_data": "igpo_kit.sft.data",
     "assistant_text": "igpo_kit.sft.data",
     "LengthStats": "igpo_kit.sft.data",

@@ -58,7 +58,7 @@ from igpo_kit.checkpoint import (
 )
 from igpo_kit.sft.data import SFTData, build_sft_data
 from igpo_kit.sft.nelbo import NORMALIZATIONS, nelbo_loss, skip_forward_process
-from igpo_kit.sft.schedule import warmup_stable_decay
+from igpo_kit.schedules import warmup_stable_decay
 
 if TYPE_CHECKING:  # pragma: no cover
     from igpo_kit.data.examples import Example

@@ -72,3 +72,26 @@ def test_bad_parameters_are_config_errors(tmp_path):
         render_sbatch({"bogus": 1}, tmp_path)
     with pytest.raises(ConfigError):
         render_sbatch({"timeout_min": 1.5}, tmp_path)
+
+
+def test_preview_is_what_submitit_public_submit_hands_to_sbatch(tmp_path, monkeypatch):
+    """Pins the private submitit calls the preview uses (installed submitit version): the public path
+    (AutoExecutor.update_parameters + submit) writes byte for byte the same script to a (fake) sbatch."""
+    import submitit
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    captured = tmp_path / "captured.sh"
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {captured}\necho "Submitted batch job 4242"\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    params = load_profile("h100", "rl", ["nodes=2"]).update_parameters(name="igpo_full")
+    folder = tmp_path / "runs" / "%j"
+    preview = render_sbatch(params, folder)
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    ex.update_parameters(**params)
+    job = ex.submit(print, "never runs")
+    assert job.job_id == "4242"
+    assert captured.read_text() == preview, f"submitit {submitit.__version__} changed its sbatch text"

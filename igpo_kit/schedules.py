@@ -1,14 +1,24 @@
-"""Learning-rate schedules as ``torch.optim.lr_scheduler.LambdaLR`` factories.
+"""Learning-rate schedules (the only ones the jobs use) as ``torch.optim.lr_scheduler.LambdaLR`` factories.
 
 * :func:`warmup_stable_decay` — Length-Aligned SFT (paper Table 2): linear warmup over ``warmup_steps`` (200),
   constant peak lr, then a decay over the final ``decay_fraction`` (10%) of the steps down to ``min_lr`` (1e-6).
-* :func:`linear_warmup_decay` — RL (Table 2: warmup 50, "linear decay to 0" over a decay period of 10 epochs;
-  transformers' ``linear`` schedule, which the official run used).
+* :func:`rl_linear` — the RL job (Table 2: warmup 50, linear decay to 0 over a decay period).
+* :func:`linear_warmup_decay` — transformers' ``linear`` schedule with a floor ``min_lr``.
 
-Conventions (both): the factor at scheduler step ``s`` (= number of optimizer steps already taken) multiplies each
-param group's base lr. Warmup is ``s / warmup_steps`` as in transformers, so the very first step runs at lr 0 when
-``warmup_steps > 0``. The lambdas are closures, so ``LambdaLR.state_dict()`` holds only ``last_epoch`` / base lrs and
-a checkpointed scheduler restores exactly after rebuilding it with the same arguments.
+Conventions: the factor at scheduler step ``s`` (= number of optimizer steps already taken) multiplies each param
+group's base lr. The lambdas are closures, so ``LambdaLR.state_dict()`` holds only ``last_epoch`` / base lrs and a
+checkpointed scheduler restores exactly after rebuilding it with the same arguments.
+
+How they relate to transformers' schedules (``tests/test_schedules.py`` pins each statement):
+
+* :func:`linear_factor` equals ``get_linear_schedule_with_warmup`` (``min_ratio=0``) at every step.
+* :func:`rl_linear_factor` warms up one step ahead: ``(s + 1) / warmup_steps``, so the first update already has
+  ``lr / warmup_steps`` (transformers: 0) and the peak comes at step ``warmup_steps - 1``; from ``warmup_steps`` on
+  it equals ``get_linear_schedule_with_warmup``. Kept as it is so existing RL runs and checkpoints resume unchanged
+  (with ``warmup_steps = 1``, as in ``recipes/tiny/igpo.gin``, transformers' first update would be a no-op).
+* :func:`wsd_factor` warms up like ``get_wsd_schedule(warmup_type="linear")`` with ``min_lr_ratio=0`` (``s / w``;
+  it starts from 0, not from ``min_lr_ratio``), is 1 while stable, and decays one step ahead of it: its factor at
+  ``s`` is transformers' at ``s + 1``, so ``min_lr`` is reached at the last step ``total_steps - 1``.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import math
 
 import torch
 
-__all__ = ["wsd_factor", "linear_factor", "warmup_stable_decay", "linear_warmup_decay"]
+__all__ = ["wsd_factor", "linear_factor", "rl_linear_factor", "warmup_stable_decay", "linear_warmup_decay", "rl_linear"]
 
 DECAY_TYPES = ("linear", "cosine", "sqrt")
 
@@ -71,6 +81,13 @@ def linear_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: flo
     span = max(1, total_steps - warmup_steps)
     frac = max(0.0, (total_steps - step) / span)
     return min_ratio + (1.0 - min_ratio) * min(1.0, frac)
+
+
+def rl_linear_factor(step: int, warmup_steps: int, decay_steps: int) -> float:
+    """RL lr multiplier: ``(step + 1) / warmup_steps`` during warmup, then linear to 0 at ``decay_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / max(1, warmup_steps)
+    return max(0.0, (decay_steps - step) / max(1, decay_steps - warmup_steps))
 
 
 def _min_ratios(optimizer: torch.optim.Optimizer, min_lr: float) -> list[float]:
@@ -142,3 +159,13 @@ def linear_warmup_decay(
         return factor
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, [make(r) for r in ratios], last_epoch=last_epoch)
+
+
+def rl_linear(optimizer: torch.optim.Optimizer, warmup_steps: int, decay_steps: int,
+              last_epoch: int = -1) -> torch.optim.lr_scheduler.LambdaLR:
+    """The RL job's ``LambdaLR`` (:func:`rl_linear_factor`): warmup ``warmup_steps``, linear to 0 at ``decay_steps``."""
+
+    def factor(step: int) -> float:
+        return rl_linear_factor(step, warmup_steps, decay_steps)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor, last_epoch=last_epoch)
