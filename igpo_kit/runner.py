@@ -75,8 +75,7 @@ def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | P
     (config.gin, run.json, operative config, result.json, DONE/FAILED); the others only run the job.
     """
     from igpo_kit import config as cfg
-    from igpo_kit.atomic import write_atomic
-    from igpo_kit.runs import Run, start_record
+    from igpo_kit.runs import Run, RunLock
 
     load_plugins(plugins)
     run_dir = Path(run_dir)
@@ -87,6 +86,18 @@ def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | P
     if process_rank() != 0:
         result = cfg.call_job(config, run=Run(run_dir))
         return {**(result if isinstance(result, dict) else {"result": result}), "run_dir": str(run_dir)}
+    with RunLock(run_dir):
+        if (run_dir / "DONE").exists() and result_path.exists():  # finished while we waited for the lock
+            return json.loads(result_path.read_text())
+        return _execute_locked(config, bindings, run_dir, argv)
+
+
+def _execute_locked(config, bindings, run_dir: Path, argv) -> dict[str, Any]:
+    """Rank 0 of :func:`execute`, holding the run directory's lock."""
+    from igpo_kit import config as cfg
+    from igpo_kit.atomic import write_atomic
+    from igpo_kit.runs import start_record
+
     seed = cfg.query(f"igpo_kit.entry.{config.job}.seed")
     from igpo_kit.registry import LOADED_PLUGINS
 

@@ -2,8 +2,8 @@
 
 It holds ``config.gin`` (full resolved config), ``operative_config.gin`` (what was actually used),
 ``bindings.txt`` (CLI overrides), ``run.json`` (git commit + dirty flag, package versions, plugins, seed,
-command line, host, timings, status), ``metrics.jsonl``, ``DONE``/``FAILED`` markers and the job's outputs.
-Environment variables are never written.
+command line, host, timings, status), ``metrics.jsonl``, ``DONE``/``FAILED`` markers and the job's outputs; ``.lock`` (:class:`RunLock`) keeps a second
+process out while a job writes there. Environment variables are never written.
 """
 
 from __future__ import annotations
@@ -142,3 +142,90 @@ def start_record(run_dir: Path, config_text: str, bindings: list[str], plugins: 
     }
     run.write_json("run.json", run.info)
     return run
+
+
+LOCK_FILE = ".lock"
+_HELD_LOCKS: set[int] = set()  # lock fds of this process
+
+
+def _drop_locks_in_child() -> None:
+    """A forked child (grading worker, data loader) must not keep the parent's lock alive after the parent dies."""
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_locks_in_child)
+
+
+class RunLock:
+    """An advisory lock on a run directory (``fcntl.flock`` on ``<run dir>/.lock``), held while a job writes there.
+
+    The kernel releases it when the holder exits, however it exits (kill -9 included), so a dead holder never
+    blocks a resume. The lock file records the holder (pid, host, Slurm job id) for the message a second process
+    gets: :class:`~igpo_kit.errors.ConfigError` (exit 2) naming them. A Slurm requeue restarts the *same* job id;
+    when the recorded holder is this job's earlier instance, the new one waits (up to ``requeue_wait_s``) for it
+    to finish exiting instead of failing.
+    """
+
+    def __init__(self, run_dir: Path, requeue_wait_s: float = 120.0):
+        self.path = Path(run_dir) / LOCK_FILE
+        self.requeue_wait_s = requeue_wait_s
+        self._fd: int | None = None
+
+    def holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        from igpo_kit.errors import ConfigError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                held = self.holder()
+                job = os.environ.get("SLURM_JOB_ID")
+                if job and held.get("slurm_job_id") == job:  # our own job's previous instance, still exiting
+                    deadline = deadline or time.monotonic() + self.requeue_wait_s
+                    if time.monotonic() < deadline:
+                        time.sleep(0.5)
+                        continue
+                os.close(fd)
+                who = f"pid {held.get('pid', '?')} on host {held.get('host', '?')}"
+                if held.get("slurm_job_id"):
+                    who += f" (Slurm job {held['slurm_job_id']})"
+                raise ConfigError(f"run directory {self.path.parent} is in use by {who}; wait for it to finish, "
+                                  f"stop it, or use --fresh / another --name for a separate run") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "since": time.time()}).encode())
+        self._fd = fd
+        _HELD_LOCKS.add(fd)
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            _HELD_LOCKS.discard(self._fd)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
