@@ -41,6 +41,32 @@ class RolloutBatch:
     stats: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RolloutSetup:
+    """What the sampling stage is built from: its components and settings (fixed for a run).
+
+    Attributes:
+        prompt, sampler, grader, hint_chunker, replacement_policy: the registered components it calls.
+        group_size: ``G``, rollouts per prompt.
+        hint_ratio_low, hint_ratio_high: ``eta ~ U[eta_low, eta_high]``, the fraction of trace chunks revealed.
+        format_grader: optional format reward grader; trace_corruption: optional App. J corruption of the trace.
+        grade_timeout_s, grade_workers: grading time limit per answer and worker processes.
+    """
+
+    prompt: Any
+    sampler: Any
+    grader: Any
+    hint_chunker: Any
+    replacement_policy: Any
+    group_size: int
+    hint_ratio_low: float
+    hint_ratio_high: float
+    format_grader: Any = None
+    trace_corruption: Any = None
+    grade_timeout_s: float = 5.0
+    grade_workers: int = 2
+
+
 def _grade(grader, texts: list[str], golds: list[str], timeout_s: float, workers: int,
            pool=None) -> tuple[torch.Tensor, int]:
     from igpo_kit.grading.pool import grade_many
@@ -52,35 +78,29 @@ def _grade(grader, texts: list[str], golds: list[str], timeout_s: float, workers
 def collect(
     model: DiffusionLM,
     examples: list,
-    prompt,
-    sampler,
-    grader,
-    format_grader,
-    group_size: int,
-    hint_chunker,
-    replacement_policy,
-    hint_ratio_low: float,
-    hint_ratio_high: float,
+    setup: RolloutSetup,
     generators: dict[str, torch.Generator],
-    grade_timeout_s: float = 5.0,
-    grade_workers: int = 2,
     trace_cache: dict | None = None,
-    trace_corruption=None,
     grade_pool=None,
 ) -> RolloutBatch:
     """Roll out ``G`` completions for each of the ``N`` examples; rescue all-wrong groups by inpainting.
 
     One batched sampler call makes all ``N*G`` rollouts; one more batched call makes the ``G`` inpainted (or, for
-    the ``resample`` policy, hint-free) rollouts of every triggered group. ``trace_corruption`` (App. J) corrupts
-    the ground-truth trace before it is chunked into hints. Rows are replaced per group as the
-    replacement policy selects (``K = min(#correct, floor(lambda*G))`` for IGPO). ``grade_pool``: a
-    :class:`~igpo_kit.grading.pool.GradingPool` reused across steps (else each grading call forks its own).
+    the ``resample`` policy, hint-free) rollouts of every triggered group (``setup``: :class:`RolloutSetup`). A
+    ``trace_corruption`` (App. J) corrupts the ground-truth trace before it is chunked into hints. Rows are
+    replaced per group as the replacement policy selects (``K = min(#correct, floor(lambda*G))`` for IGPO).
+    ``grade_pool``: a :class:`~igpo_kit.grading.pool.GradingPool` reused across steps (else each grading call forks
+    its own).
     """
     from igpo_kit.hints.chunking import sample_hint_ratios
     from igpo_kit.hints.answer_span import tokenize_trace
     from igpo_kit.rl.trigger import all_wrong
 
-    G, N = group_size, len(examples)
+    prompt, sampler, grader, format_grader = setup.prompt, setup.sampler, setup.grader, setup.format_grader
+    hint_chunker, replacement_policy = setup.hint_chunker, setup.replacement_policy
+    trace_corruption = setup.trace_corruption
+    grade_timeout_s, grade_workers = setup.grade_timeout_s, setup.grade_workers
+    G, N = setup.group_size, len(examples)
     t = {"rollout_s": 0.0, "inpaint_s": 0.0, "grading_s": 0.0}
     pad = model.pad_id if model.pad_id is not None else model.eos_id
     prompt_ids = [model.chat_prompt(prompt.messages(ex), prefill=prompt.prefill) for ex in examples]
@@ -128,7 +148,7 @@ def collect(
                     trace = tokenize_trace(model.tokenizer, ex.trace, max_tokens=L)
                     if trace_cache is not None:
                         trace_cache[(ex.id, L)] = trace
-                ratios = sample_hint_ratios(G, hint_ratio_low, hint_ratio_high, generators["hints"])
+                ratios = sample_hint_ratios(G, setup.hint_ratio_low, setup.hint_ratio_high, generators["hints"])
                 plans = hint_chunker.plan_group(trace, L, ratios, generators["hints"])  # Alg. 1 lines 5-7
                 for j, plan in enumerate(plans):
                     hint_ids[k * G + j], hmask[k * G + j] = plan.hint_ids, plan.hint_mask

@@ -156,7 +156,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     from igpo_kit.models.checkpointing import checkpoint_in_eval, enable_gradient_checkpointing
     from igpo_kit.rl.distributed import is_deepspeed, make_accelerator
     from igpo_kit.rl.logprobs import completion_mask, in_micro_batches
-    from igpo_kit.rl.rollout import collect
+    from igpo_kit.rl.rollout import RolloutSetup, collect
 
     c, s = components, settings
     G, mu = s.group_size, s.inner_iters
@@ -223,6 +223,11 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     console = Console(stderr=True)
     grade_pool = GradingPool(workers=s.grade_workers)  # forked once, reused by every step; closed below or at exit
     trace_cache: dict = {}
+    setup = RolloutSetup(prompt=c.prompt, sampler=c.sampler, grader=c.grader, hint_chunker=c.hint_chunker,
+                         replacement_policy=c.replacement_policy, group_size=G, hint_ratio_low=s.hint_ratio_low,
+                         hint_ratio_high=s.hint_ratio_high, format_grader=c.format_grader,
+                         trace_corruption=c.trace_corruption, grade_timeout_s=s.grade_timeout_s,
+                         grade_workers=s.grade_workers)
     network.eval()  # dropout off everywhere: old/current/ref log-probs come from the same function
     checkpoint_in_eval(network)  # checkpointed layers (if any) recompute in the backward, dropout stays off
     last: dict[str, Any] = {}
@@ -230,9 +235,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
         while state.step < s.max_steps:
             t_step = time.perf_counter()
             batch_examples = _next_examples(examples, state, s.prompts_per_step, rank, world, s.seed)
-            batch = collect(policy, batch_examples, c.prompt, c.sampler, c.grader, c.format_grader, G, c.hint_chunker,
-                            c.replacement_policy, s.hint_ratio_low, s.hint_ratio_high, gens, s.grade_timeout_s,
-                            s.grade_workers, trace_cache, c.trace_corruption, grade_pool)
+            batch = collect(policy, batch_examples, setup, gens, trace_cache, grade_pool)
             rewards = batch.correctness + s.format_weight * batch.fmt
             adv = c.advantage_estimator(rewards).reshape(-1).to(batch.sequences.device)
             P = batch.prompt_length
