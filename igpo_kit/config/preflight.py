@@ -43,6 +43,7 @@ RANGES: dict[str, tuple[str, Any]] = {
                                "gen_length", "block_length", "micro_batch_size", "keep_checkpoints", "max_length",
                                "sft_steps", "sft_max_length", "min_chunk_size", "max_chunk_size", "workers")},
     "group_size": AT_LEAST_2,
+    "threshold": ("in (0, 1] (a token probability; Fast-dLLM's parallel decoding)", lambda v: 0 < v <= 1),
 }
 
 #: (low, high): within one configurable, low <= high.

@@ -99,6 +99,31 @@ def _check_options(temperature: float, remasking: str, cfg_scale: float, noise: 
         raise ConfigError(*problems)
 
 
+def guided_input(
+    model: DiffusionLM,
+    x: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    fixed: torch.Tensor,
+    cfg_scale: float,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The network input of one step: ``x [B, T]`` alone, or with classifier-free guidance ``[x; un_x]``
+    (``[2B, T]``, ``un_x`` = ``x`` with the prompt AND the hints set to ``M``) and the mask repeated."""
+    if cfg_scale > 0:
+        un_x = x.clone()
+        un_x[fixed] = model.mask_id
+        mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask], dim=0)
+        return torch.cat([x, un_x], dim=0), mask
+    return x, attention_mask
+
+
+def guided_logits(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+    """Combine the logits of :func:`guided_input`: ``un + (cfg_scale + 1) * (cond - un)`` (``[B, ., V]``)."""
+    if cfg_scale > 0:
+        cond, un = logits.chunk(2, dim=0)
+        return un + (cfg_scale + 1) * (cond - un)
+    return logits
+
+
 def _block_logits(
     model: DiffusionLM,
     x: torch.Tensor,
@@ -112,14 +137,32 @@ def _block_logits(
     With classifier-free guidance the unconditional input is ``x`` with the prompt AND the hints set to ``M``;
     ``logits = un + (cfg_scale + 1) * (cond - un)``.
     """
-    if cfg_scale > 0:
-        un_x = x.clone()
-        un_x[fixed] = model.mask_id
-        both = torch.cat([x, un_x], dim=0)
-        mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask], dim=0)
-        cond, un = model.logits(both, mask, positions=positions).chunk(2, dim=0)
-        return un + (cfg_scale + 1) * (cond - un)
-    return model.logits(x, attention_mask, positions=positions)
+    inputs, mask = guided_input(model, x, attention_mask, fixed, cfg_scale)
+    return guided_logits(model.logits(inputs, mask, positions=positions), cfg_scale)
+
+
+#: ``forward(x [B, T], block: slice, new_block: bool) -> logits [B, block_length, V]`` of one denoising step;
+#: ``new_block`` is True for the first forward pass of a block (a cached forward refreshes its cache then).
+BlockForward = Callable[[torch.Tensor, slice, bool], torch.Tensor]
+#: ``factory(model, attention_mask [B, T] | None, fixed [B, T], cfg_scale) -> BlockForward``.
+ForwardFactory = Callable[[DiffusionLM, "torch.Tensor | None", torch.Tensor, float], BlockForward]
+
+
+def full_forward(model: DiffusionLM, attention_mask: torch.Tensor | None, fixed: torch.Tensor,
+                 cfg_scale: float) -> BlockForward:
+    """The exact forward: ``f_theta`` on the whole current sequence at every step (:func:`_block_logits`)."""
+    return lambda x, blk, new_block: _block_logits(model, x, attention_mask, fixed, cfg_scale, blk)
+
+
+def check_threshold(threshold: float | None, remasking: str) -> None:
+    """Validate Fast-dLLM's confidence threshold: ``None`` (off) or in ``(0, 1]``, with ``low_confidence``."""
+    if threshold is None:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ConfigError(f"sampler: threshold must be in (0, 1] (a token probability) or None, got {threshold!r}")
+    if remasking != "low_confidence":
+        raise ConfigError(f"sampler: threshold needs remasking='low_confidence' (it thresholds the confidence), "
+                          f"got remasking={remasking!r}")
 
 
 def generate(
@@ -140,6 +183,8 @@ def generate(
     eos_early_exit: bool = False,
     progress: bool = False,
     on_step: Callable[[StepInfo], None] | None = None,
+    threshold: float | None = None,
+    forward: ForwardFactory | None = None,
 ) -> Generation:
     """LLaDA block decoding with optional hints (spec sec. 1.2-1.4 and 2).
 
@@ -163,6 +208,12 @@ def generate(
             mask to EOS and stop.
         progress: show a progress bar over blocks on stderr.
         on_step: optional callback receiving a :class:`StepInfo` after every step (tests, instrumentation).
+        threshold: Fast-dLLM's confidence-threshold parallel decoding (None = off, the schedule above): each step
+            commits every masked position of the block whose confidence is ``>= threshold``, and at least the
+            most confident one per row that has masks left, until the block is done; ``steps`` then only
+            validates (the number of steps per block varies). Needs ``low_confidence``. An approximation.
+        forward: how each step's block logits are computed (a :data:`ForwardFactory`); default
+            :func:`full_forward` (exact). :mod:`igpo_kit.sampling.dual_cache` passes a cached one.
     Returns:
         :class:`Generation` (``sequences [B, P + L]``, ``fixed [B, P + L]``, ``hint_mask [B, L]``).
     Raises:
@@ -171,6 +222,7 @@ def generate(
     """
     num_blocks, steps_per_block = check_lengths(gen_length, block_length, steps)
     _check_options(temperature, remasking, cfg_scale, noise)
+    check_threshold(threshold, remasking)
     needs_rng = temperature > 0 or remasking == "random"
     if needs_rng and generator is None:
         raise ConfigError(
@@ -226,6 +278,7 @@ def generate(
         nfe = 0
         early_exit = False
         vocab = None
+        block_forward = (forward or full_forward)(model, full_mask, fixed, cfg_scale)
 
         bar = _progress(progress, num_blocks)
         with bar as task:
@@ -236,10 +289,49 @@ def generate(
                 if int(block_counts.sum()) == 0:  # all hints (or nothing to do) in every row: skip
                     task.advance()
                     continue
-                schedule = num_transfer_tokens(block_counts, steps_per_block)  # [B, S] on CPU
-                schedule_dev = schedule.to(device)
+                new_block = True
+
+                def candidates() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    """One forward pass: candidates ``x0``, confidences and the block's masks ``[B, bl]``."""
+                    nonlocal new_block, nfe, vocab
+                    logits = block_forward(x, blk, new_block)  # [B, bl, V]
+                    new_block = False
+                    nfe += 1
+                    vocab = logits.shape[-1]
+                    x_blk = x[:, blk]
+                    blk_mask = (x_blk == mask_id) & ~fixed[:, blk]
+                    if noise == "fast":
+                        x0, confidence = _fast_candidates(
+                            logits, x_blk, blk_mask, int(left.sum()), temperature, remasking, generator
+                        )
+                    else:
+                        x0, confidence = _exact_candidates(
+                            logits, x_blk, blk_mask, (batch, total, vocab), blk, temperature, remasking, generator
+                        )
+                    return x0, confidence, blk_mask
+
                 left = block_counts.clone()  # masks left in the block, per row
-                for i in range(steps_per_block):
+                if threshold is not None:
+                    i = 0
+                    while remaining and int(left.sum()):
+                        x0, confidence, blk_mask = candidates()
+                        transfer = _threshold_transfer(confidence, blk_mask, threshold)
+                        x[:, blk] = torch.where(transfer, x0, x[:, blk])
+                        k = transfer.sum(1)
+                        k_host = k.cpu()
+                        left -= k_host
+                        remaining -= int(k_host.sum())
+                        if on_step is not None:
+                            moved = torch.zeros_like(fixed)
+                            moved[:, blk] = transfer
+                            on_step(StepInfo(b, i, start, end, x, moved, k, True))
+                        i += 1
+                    scheduled_steps = 0  # the threshold loop did the block
+                else:
+                    scheduled_steps = steps_per_block
+                    schedule = num_transfer_tokens(block_counts, steps_per_block)  # [B, S] on CPU
+                    schedule_dev = schedule.to(device)
+                for i in range(scheduled_steps):
                     if remaining == 0:  # IGPO: no mask left anywhere in the generation region
                         break
                     k = schedule[:, i]
@@ -257,23 +349,11 @@ def generate(
                             on_step(StepInfo(b, i, start, end, x, none, schedule_dev[:, i], False))
                         continue
 
-                    logits = _block_logits(model, x, full_mask, fixed, cfg_scale, blk)  # [B, bl, V]
-                    nfe += 1
-                    vocab = logits.shape[-1]
-                    x_blk = x[:, blk]
-                    blk_mask = (x_blk == mask_id) & ~fixed[:, blk]
-                    if noise == "fast":
-                        x0, confidence = _fast_candidates(
-                            logits, x_blk, blk_mask, int(left.sum()), temperature, remasking, generator
-                        )
-                    else:
-                        x0, confidence = _exact_candidates(
-                            logits, x_blk, blk_mask, (batch, total, vocab), blk, temperature, remasking, generator
-                        )
+                    x0, confidence, blk_mask = candidates()
                     top = confidence.topk(kmax, dim=1).indices  # [B, kmax]
                     keep = torch.arange(kmax, device=device)[None, :] < schedule_dev[:, i : i + 1]
                     transfer = torch.zeros_like(blk_mask).scatter_(1, top, keep)
-                    x[:, blk] = torch.where(transfer, x0, x_blk)
+                    x[:, blk] = torch.where(transfer, x0, x[:, blk])
                     left -= k
                     remaining -= int(k.sum())
                     if on_step is not None:
@@ -295,6 +375,13 @@ def generate(
         nfe=nfe,
         early_exit=early_exit,
     )
+
+
+def _threshold_transfer(confidence: torch.Tensor, blk_mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Fast-dLLM's rule: commit the masked positions with ``confidence >= threshold``, and the most confident
+    masked one of every row that has any (``confidence [B, bl]`` float64, -inf off the masks) -> ``[B, bl]`` bool."""
+    top = torch.zeros_like(blk_mask).scatter_(1, confidence.argmax(dim=1, keepdim=True), True)
+    return ((confidence >= threshold) | top) & blk_mask
 
 
 def _masked_positions(flat_mask: torch.Tensor, count: int) -> torch.Tensor:
@@ -403,6 +490,7 @@ class LLaDASampler:
         temperature: tau of the Gumbel-max sampling (0 = greedy). remasking: ``low_confidence`` | ``random``.
         cfg_scale: classifier-free guidance weight (0 = off). noise: ``fast`` | ``exact`` (see :func:`generate`).
         eos_early_exit: IGPO's early exit once every row's block is all EOS.
+        threshold: Fast-dLLM's confidence-threshold parallel decoding (None = off; see :func:`generate`).
     """
 
     gen_length: int = 256
@@ -413,10 +501,16 @@ class LLaDASampler:
     cfg_scale: float = 0.0
     noise: str = "fast"
     eos_early_exit: bool = False
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         check_lengths(self.gen_length, self.block_length, self.steps)
         _check_options(self.temperature, self.remasking, self.cfg_scale, self.noise)
+        check_threshold(self.threshold, self.remasking)
+
+    def _forward(self, model: DiffusionLM) -> ForwardFactory | None:
+        """The forward of each step (None: :func:`full_forward`); cached samplers override it."""
+        return None
 
     def __call__(
         self,
@@ -447,6 +541,8 @@ class LLaDASampler:
             eos_early_exit=self.eos_early_exit,
             progress=progress,
             on_step=on_step,
+            threshold=self.threshold,
+            forward=self._forward(model),
         )
 
 
@@ -458,19 +554,25 @@ def low_confidence(
     cfg_scale: float = 0.0,
     noise: str = "fast",
     eos_early_exit: bool = False,
+    threshold: float | None = None,
 ) -> LLaDASampler:
     """LLaDA semi-AR block decoding, low-confidence remasking (spec sec. 1-2).
 
-    Each step commits the masked tokens whose untempered probability is highest.
+    Each step commits the masked tokens whose untempered probability is highest. Exact (matches the reference
+    token for token) unless ``threshold`` is set.
 
     Args:
         gen_length: ``L``; block_length: positions per block (``L % block_length == 0``);
         steps: total denoising steps (a multiple of ``L / block_length``; RL: ``L / 2``);
         temperature: tau (0 = greedy); cfg_scale: classifier-free guidance weight (0 = off);
         noise: ``fast`` | ``exact`` (the reference's random stream, token-for-token reproducible);
-        eos_early_exit: IGPO's early exit once every row's current block is all EOS.
+        eos_early_exit: IGPO's early exit once every row's current block is all EOS;
+        threshold: Fast-dLLM's parallel decoding (None = off): each step commits every masked position of the
+            block with confidence >= threshold (in (0, 1]), at least one per row, so the steps per block vary
+            (``steps`` only validates). An APPROXIMATION of the sampler above (fewer forward passes).
     """
-    return LLaDASampler(gen_length, block_length, steps, temperature, "low_confidence", cfg_scale, noise, eos_early_exit)
+    return LLaDASampler(gen_length, block_length, steps, temperature, "low_confidence", cfg_scale, noise, eos_early_exit,
+                        threshold)
 
 
 def random(
