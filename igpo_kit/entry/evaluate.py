@@ -31,5 +31,9 @@ def evaluate(
 
     if model is None or not tasks:
         raise ConfigError("entry.evaluate needs `model` and at least one task in `tasks`")
+    from igpo_kit.sampling.generate import check_sampler_model
+
+    for task in tasks:
+        check_sampler_model(getattr(task, "sampler", None), model)
     return run_eval(model, list(tasks), run, seed=seed, batch_size=batch_size, grade_timeout_s=grade_timeout_s,
                     grade_workers=grade_workers, progress=progress)

@@ -105,6 +105,10 @@ def quickstart(
     from igpo_kit.components import prompt as prompt_k
 
     prompt = prompt or prompt_k.llada_reasoning()
+    from igpo_kit.sampling.generate import check_sampler_model
+
+    for sampler_ in (sampler, eval_sampler):
+        check_sampler_model(sampler_, model)
     console = Console(stderr=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(num_threads)

@@ -76,10 +76,12 @@ def rl(
     """
     from igpo_kit.errors import ConfigError
     from igpo_kit.rl.trainer import Components, RLSettings, train_rl
+    from igpo_kit.sampling.generate import check_sampler_model
 
     missing = [n for n, v in dict(model=model, dataset=dataset, sampler=sampler, grader=grader).items() if v is None]
     if missing:
         raise ConfigError(f"entry.rl needs {', '.join(missing)}")
+    check_sampler_model(sampler, model)
     from igpo_kit.components import (advantage_estimator as adv_k, entropy_filter as ent_k, hint_chunker as hc_k,
                                      logprob_estimator as lp_k, loss as loss_k, prompt as prompt_k,
                                      replacement_policy as rp_k)

@@ -107,6 +107,9 @@ class DualCacheSampler(LLaDASampler):
         if self.refresh not in REFRESH:
             raise ConfigError(f"sampler.dual_cache: refresh={self.refresh!r} is not one of {', '.join(REFRESH)}")
 
+    def check_model(self, model: DiffusionLM) -> None:
+        check_cache_support(model)
+
     def _forward(self, model: DiffusionLM) -> ForwardFactory:
         check_cache_support(model)
         return dual_cache_forward(self.refresh)

@@ -377,6 +377,14 @@ def generate(
     )
 
 
+def check_sampler_model(sampler, model: DiffusionLM) -> None:
+    """Raise a ConfigError if ``sampler`` cannot run on ``model`` (e.g. a cached sampler on a model without a
+    key/value cache); samplers without a ``check_model`` method (plugins) are taken to run on any model."""
+    check = getattr(sampler, "check_model", None)
+    if callable(check):
+        check(model)
+
+
 def _threshold_transfer(confidence: torch.Tensor, blk_mask: torch.Tensor, threshold: float) -> torch.Tensor:
     """Fast-dLLM's rule: commit the masked positions with ``confidence >= threshold``, and the most confident
     masked one of every row that has any (``confidence [B, bl]`` float64, -inf off the masks) -> ``[B, bl]`` bool."""
@@ -507,6 +515,9 @@ class LLaDASampler:
         check_lengths(self.gen_length, self.block_length, self.steps)
         _check_options(self.temperature, self.remasking, self.cfg_scale, self.noise)
         check_threshold(self.threshold, self.remasking)
+
+    def check_model(self, model: DiffusionLM) -> None:
+        """Raise a ConfigError if this sampler cannot run on ``model`` (entries call it before any work)."""
 
     def _forward(self, model: DiffusionLM) -> ForwardFactory | None:
         """The forward of each step (None: :func:`full_forward`); cached samplers override it."""
