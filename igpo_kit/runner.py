@@ -110,7 +110,9 @@ def _execute_locked(config, bindings, run_dir: Path, argv) -> dict[str, Any]:
                         timings={**run.info.get("timings", {}), "last_start_s": round(time.time() - t0, 3)})
         write_atomic(run.dir / "FAILED", f"{type(exc).__name__}\n")
         raise
-    write_atomic(run.dir / "operative_config.gin", cfg.operative_text())
+    from igpo_kit.secrets import redact
+
+    write_atomic(run.dir / "operative_config.gin", redact(cfg.operative_text()))
     result = result if isinstance(result, dict) else {"result": result}
     result = {**result, "run_dir": str(run.dir)}
     run.write_json("result.json", result)

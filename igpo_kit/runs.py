@@ -114,9 +114,11 @@ def _jsonable(o: Any):
 def start_record(run_dir: Path, config_text: str, bindings: list[str], plugins: list[str], job: str,
                  seed: Any = None, argv: list[str] | None = None) -> Run:
     """Create (or reopen) the run directory and write config.gin, bindings.txt and run.json."""
+    from igpo_kit.secrets import redact
+
     run = Run(Path(run_dir))
-    write_atomic(run.dir / "config.gin", config_text)
-    write_atomic(run.dir / "bindings.txt", "".join(b + "\n" for b in bindings))
+    write_atomic(run.dir / "config.gin", redact(config_text))  # a plugin's component could let one through
+    write_atomic(run.dir / "bindings.txt", "".join(redact(b) + "\n" for b in bindings))
     previous = {}
     if (run.dir / "run.json").exists():
         try:
@@ -130,7 +132,7 @@ def start_record(run_dir: Path, config_text: str, bindings: list[str], plugins: 
         "run_id": run.dir.name,
         "seed": seed,
         "status": "running",
-        "command": argv if argv is not None else sys.argv,
+        "command": [redact(a) for a in (argv if argv is not None else sys.argv)],
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "plugins": plugins,

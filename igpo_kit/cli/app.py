@@ -54,6 +54,21 @@ def stdout_to_stderr():
             os.close(saved)
 
 
+def _refuse_credentials(kwargs: dict) -> None:
+    """A command-line argument that looks like a credential is refused before the command runs (never echoed).
+    Bindings are checked by the config layer, which names the key."""
+    from igpo_kit.errors import ConfigError
+    from igpo_kit.secrets import ADVICE, describe
+
+    for name, value in kwargs.items():
+        if name == "bind":
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            what = describe(str(v)) if isinstance(v, (str, os.PathLike)) else None
+            if what:
+                raise ConfigError(f"--{name.replace('_', '-')}: looks like a credential ({what}); refused; {ADVICE}")
+
+
 def handle_errors(fn):
     """Map ConfigError -> exit 2, other failures -> exit 1, one line each unless IGPO_KIT_DEBUG=1."""
 
@@ -62,6 +77,7 @@ def handle_errors(fn):
         from igpo_kit.errors import ConfigError
 
         try:
+            _refuse_credentials(kwargs)
             return fn(*args, **kwargs)
         except typer.Exit:
             raise

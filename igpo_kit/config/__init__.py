@@ -190,6 +190,7 @@ def parse(
                 files.append(str(find_recipe(f)))
             except ConfigError:
                 errors.append(f"gin file not found: {f}")
+        errors += _credential_problems(files, bindings)
         if errors:
             raise ConfigError(*errors)
         if text is not None:
@@ -230,6 +231,25 @@ def parse(
     if errors:
         raise ConfigError(*errors)
     return Config(text=gin.config_str(), job=job, recipe=recipe_path, files=files, bindings=list(bindings))
+
+
+def _credential_problems(files: list[str], bindings) -> list[str]:
+    """Recipe lines and bindings that look like credentials, named by place only (the value is never echoed)."""
+    from igpo_kit.secrets import ADVICE, describe
+
+    problems = []
+    for f in files:
+        for lineno, line in enumerate(Path(f).read_text(errors="replace").splitlines(), 1):
+            what = describe(line.split("#", 1)[0])
+            if what:
+                problems.append(f"{f}:{lineno}: looks like a credential ({what}); {ADVICE}")
+    for i, b in enumerate(bindings, 1):
+        what = describe(b)
+        if what:
+            key = b.partition("=")[0].strip() if "=" in b else f"#{i}"
+            key = key if not describe(key) else f"#{i}"
+            problems.append(f"binding {key}: looks like a credential ({what}); refused, nothing was written; {ADVICE}")
+    return problems
 
 
 def _binding_header() -> str:

@@ -299,9 +299,19 @@ def _check_value(key: str, value: Any, where: str) -> list[str]:
                 errors.append(f"{where}: env.{k} looks like a secret; profiles must not hold credentials — export "
                               f"{k} in your shell instead (sbatch passes the submitting environment to the job)")
     if key == "setup":
-        for line in value:
-            if isinstance(line, str) and _SECRET_ASSIGN.search(line):
-                errors.append(f"{where}: setup line {line!r} looks like it sets a secret; export it in your shell "
+        from igpo_kit.secrets import describe
+
+        for i, line in enumerate(value, 1):
+            if isinstance(line, str) and (_SECRET_ASSIGN.search(line) or describe(line)):
+                what = describe(line) or "a secret"
+                errors.append(f"{where}: setup line {i} looks like it sets a secret ({what}); export it in your "
+                              "shell instead of writing it into a profile")
+    if key == "env":
+        from igpo_kit.secrets import describe
+
+        for k, v in value.items():
+            if isinstance(v, str) and not _SECRET.search(k) and describe(v):
+                errors.append(f"{where}: env.{k} looks like a secret ({describe(v)}); export it in your shell "
                               "instead of writing it into a profile")
     if key == "additional_parameters":
         for k, v in value.items():

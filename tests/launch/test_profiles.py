@@ -150,9 +150,15 @@ def test_secrets_are_rejected(tmp_path):
     with pytest.raises(ConfigError, match="looks like a secret"):
         load_profile(str(f), "eval")
     g = tmp_path / "leaky2.toml"
-    g.write_text('setup = ["export HF_TOKEN=hf_abc"]\n')
-    with pytest.raises(ConfigError, match="secret"):
+    g.write_text('setup = ["module load cuda", "export HF_TOKEN=hf_abc"]\n')
+    with pytest.raises(ConfigError, match="setup line 2 looks like it sets a secret") as info:
         load_profile(str(g), "eval")
+    assert "hf_abc" not in str(info.value)  # never echoed
+    h = tmp_path / "leaky3.toml"
+    h.write_text('[env]\nNCCL_DEBUG = "hf_AbCdEfGhIjKlMnOpQrStUvWx"\n')  # a token under an innocent name
+    with pytest.raises(ConfigError, match="env.NCCL_DEBUG looks like a secret") as info:
+        load_profile(str(h), "eval")
+    assert "hf_AbC" not in str(info.value)
     with pytest.raises(ConfigError, match="secret"):
         load_profile("h100", "eval", ["env.HF_TOKEN=x"])
 
