@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 __all__ = [
     "answer_region",
@@ -207,3 +208,151 @@ def scientific_to_latex(text: str) -> str:
         return text
     mantissa, exponent = m.groups()
     return f"{mantissa} \\times 10^{{{int(exponent)}}}"
+
+
+# --- the shared answer extractor (every grader but the faithful reproductions ``official`` and ``d1``) -----------
+
+#: The extraction rules, in the order they are tried; listed by ``igpo-kit describe grader math`` (and gsm8k).
+RULES: tuple[str, ...] = (
+    "padding: end-of-text/special tokens (<|endoftext|>, <|eot_id|>, <|im_end|>, </s>, <eos>, <pad>) are removed",
+    "regions: each <answer> opens a region that ends at the next </answer>, a broken closing tag (</<answer>, "
+    "</answer without '>', </ answer>), the next <answer> or the end of the text; empty regions are skipped",
+    "boxes: \\boxed{..}, \\fbox{..} and a box without its backslash (boxed{27}); an unclosed box (\\boxed{78 then "
+    "a newline or </answer>) ends at the end of its line; empty boxes (\\boxed{}) and '...' are skipped",
+    "1. the last box inside the last answer region holding one (the first with boxed='first')",
+    "2. else the last box after the last answer region opened (a box after </answer>)",
+    "3. else the text of the last non-empty answer region (an unboxed answer; an empty box in it is dropped: "
+    "\\boxed{}32 -> 32)",
+    "4. else the last box anywhere (a completion without tags)",
+    "5. else the text after the last 'answer is', 'Answer:' or '####' (a completion without tags or box)",
+    "6. else nothing: a truncated completion without an answer scores 0 (no number is guessed from the reasoning)",
+    "cleaning: a leading 'The answer is' / 'Answer:' and a final '.' are dropped; a number followed by plain words or units is that number (20 white hats -> 20, 5 changes/day -> 5, "
+    "60 \\text{ tickets} -> 60); a whole-hour clock time is its hour (2:00 pm -> 2); \\text{east} stays text",
+)
+
+_SPECIAL_TOKEN_RE = re.compile(r"<\|[A-Za-z0-9_ ]{1,40}\|>|</s>|<s>|<eos>|<pad>|<\|?mask\|?>", re.IGNORECASE)
+# close first so that ``</<answer>`` (a broken close) is not read as an opening ``<answer>``
+_TAG_RE = re.compile(r"(?P<close><\s*/\s*<?\s*answer\s*>?)|(?P<open><\s*answer\s*>)", re.IGNORECASE)
+_ANY_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|(?<![A-Za-z\\])boxed\s*\{")
+_PLACEHOLDER_RE = re.compile(r"^\s*(?:\.{2,}|\\ldots|\\dots|\?+)?\s*$")
+_EMPTY_BOX_RE = re.compile(r"\\?(?:boxed|fbox)\s*\{\s*(?:\.{2,}|\\ldots|\\dots|\?+)?\s*\}")
+_PHRASE_RE = re.compile(r"(?:answer\s+is|answer\s*:|####)\s*:?\s*", re.IGNORECASE)
+
+
+def strip_special_tokens(text: str) -> str:
+    """``text`` without end-of-text/padding tokens (``<|endoftext|>``, ``<|eot_id|>``, ``</s>``, ``<eos>``, ...)."""
+    return _SPECIAL_TOKEN_RE.sub("", text)
+
+
+def answer_regions(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` spans of every ``<answer>`` region (see :data:`RULES`), empty ones included, in order."""
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    for m in _TAG_RE.finditer(text):
+        if start is not None:
+            spans.append((start, m.start()))
+            start = None
+        if m.group("open") is not None:
+            start = m.end()
+    if start is not None:
+        spans.append((start, len(text)))
+    return spans
+
+
+def find_boxes(text: str) -> list[tuple[int, str]]:
+    """``(position, content)`` of every non-empty box in ``text`` (rules: :data:`RULES`, "boxes"), in order."""
+    out: list[tuple[int, str]] = []
+    for m in _ANY_BOX_RE.finditer(text):
+        open_idx = m.end() - 1
+        close = match_brace(text, open_idx)
+        if close is None:  # unclosed: the rest of its line
+            end = text.find("\n", open_idx)
+            content = text[open_idx + 1 : end if end >= 0 else len(text)]
+        else:
+            content = text[open_idx + 1 : close]
+        content = content.strip()
+        if content and not _PLACEHOLDER_RE.match(content):
+            out.append((m.start(), content))
+    return out
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extracted answer: ``text`` (cleaned, see :func:`clean_answer`), ``raw`` as written, the ``rule`` that found it."""
+
+    text: str
+    raw: str
+    rule: str
+    boxed: bool
+
+
+def extract_answer(completion: str, boxed: str = "last") -> Answer | None:
+    """The final answer of a completion by the rules of :data:`RULES` (tried in order), None if there is none.
+
+    ``boxed``: "last" (default) or "first" box of the answer region (rule 1).
+    """
+    text = strip_special_tokens(completion)
+    regions = [(s, e) for s, e in answer_regions(text) if text[s:e].strip()]
+    boxes = find_boxes(text)
+
+    def pick(found: list[tuple[int, str]]) -> str:
+        return found[0][1] if boxed == "first" else found[-1][1]
+
+    for s, e in reversed(regions):  # 1. a box inside an answer region (the last region holding one)
+        inside = [b for b in boxes if s <= b[0] < e]
+        if inside:
+            return _answer(pick(inside), "box in answer region", True)
+    last_open = text.lower().rfind("<answer>")
+    if last_open >= 0:  # 2. a box after the last answer region opened
+        after = [b for b in boxes if b[0] > last_open]
+        if after:
+            return _answer(pick(after), "box after answer region", True)
+    for s, e in reversed(regions):  # 3. an unboxed answer region
+        region = _EMPTY_BOX_RE.sub(" ", text[s:e]).strip()
+        if region:
+            return _answer(region, "answer region text", False)
+    if boxes:  # 4. a box anywhere
+        return _answer(pick(boxes), "box outside answer tags", True)
+    phrases = list(_PHRASE_RE.finditer(text))  # 5. "the answer is ..."
+    if phrases:
+        tail = text[phrases[-1].end() :].strip().split("\n", 1)[0].strip().rstrip(".").strip()
+        if tail:
+            return _answer(tail, "'answer is' phrase", False)
+    return None
+
+
+def _answer(raw: str, rule: str, is_box: bool) -> Answer:
+    return Answer(text=clean_answer(raw), raw=raw, rule=rule, boxed=is_box)
+
+
+_NUMBER_TEXT = r"[-+]?\\?\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\\?%)?"
+_UNIT_WORD = r"(?:[A-Za-z][A-Za-z'.\-]*(?:/[A-Za-z]+)?(?:\^\d)?)"
+_WORDS_AFTER_NUMBER = re.compile(
+    rf"^({_NUMBER_TEXT})\s*(?:\\(?:text|mbox|mathrm|textbf)\s*\{{[^{{}}]*\}}|{_UNIT_WORD}(?:\s+{_UNIT_WORD})*)[\s.]*$"
+)
+_LEAD_PHRASE = re.compile(r"^(?:so,?\s+|thus,?\s+|therefore,?\s+)?(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+_CLOCK_RE = re.compile(r"^(\d{1,2}):00\s*(?:[ap]\.?\s*m\.?)?$", re.IGNORECASE)
+
+
+def clean_answer(raw: str) -> str:
+    """The answer text graders compare (rules: :data:`RULES`, "cleaning"); other text is returned stripped.
+
+    ``"20 white hats"`` -> ``"20"``, ``"5 changes/day"`` -> ``"5"``, ``"2:00 pm"`` -> ``"2"``, ``"\\text{east}"`` ->
+    unchanged, ``"x^2 + 1"`` -> unchanged (single letters are variables, not units).
+    """
+    t = raw.strip()
+    t = _LEAD_PHRASE.sub("", t, count=1).strip()
+    if t.endswith("."):
+        t = t[:-1].rstrip()
+    m = _CLOCK_RE.match(t)
+    if m is not None:
+        return m.group(1)
+    m = _WORDS_AFTER_NUMBER.match(t)
+    if m is not None and _has_word(t[m.end(1) :]):
+        return m.group(1).replace(" ", "")
+    return t
+
+
+def _has_word(rest: str) -> bool:
+    """True if ``rest`` holds a word of >= 2 letters (a unit), not just a single-letter variable like ``x``."""
+    return re.search(r"[A-Za-z]{2,}", rest) is not None

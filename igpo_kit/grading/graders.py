@@ -27,7 +27,7 @@ Registered factories (``registry/grader.toml``): :func:`math_verify` (default co
 from __future__ import annotations
 
 import logging
-import math
+import math as _math
 import re
 import signal
 import threading
@@ -39,16 +39,22 @@ from typing import Any, Callable, ClassVar
 
 from igpo_kit.errors import ConfigError
 from igpo_kit.grading import extract
+from igpo_kit.grading.d1 import d1_correct
 from igpo_kit.grading.official import official_correct
 
 __all__ = [
     "GradingTimeout",
+    "MathGrader",
     "MathVerifyGrader",
+    "D1Grader",
     "Gsm8kGrader",
     "OfficialGrader",
     "FormatGrader",
     "XmlCountGrader",
+    "math",
     "math_verify",
+    "d1",
+    "warm_math_verify",
     "gsm8k",
     "official",
     "format",
@@ -157,6 +163,35 @@ def gold_latex(gold: str) -> str:
 def _parse_gold(gold: str):
     mv = _math_verify_modules()
     return mv.parse(gold_latex(gold), parsing_timeout=None)
+
+
+#: LaTeX that exercises math-verify's parser on the shapes real answers take (fractions, roots, powers, pi, text,
+#: intervals, tuples, sets, complex numbers, degrees, percentages, equations, matrices), parsed once per process.
+WARM_EXPRESSIONS: tuple[str, ...] = (
+    "\\frac{3}{4}", "\\dfrac{\\sqrt{3}}{3}", "-\\frac{1}{2}", "2\\sqrt{5}", "\\sqrt[3]{2}", "3\\pi", "\\frac{\\pi}{6}",
+    "x^2 + 7x + 10", "2^{10}", "10^{-3}", "\\text{east}", "\\text{(C)}", "[-2, 3)", "(3, \\frac{\\pi}{2})", "\\{1, 2\\}",
+    "-2 + 7i", "30^\\circ", "25\\%", "\\$18.90", "x = 5", "y = 2x - 3", "1,234", "0.125", "-7", "\\infty",
+    "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\log_2 8", "\\sin x", "a \\cdot b", "4 \\times 10^{3}",
+)
+
+
+def warm_math_verify() -> None:
+    """Import math-verify and parse + verify :data:`WARM_EXPRESSIONS` once in this process (idempotent).
+
+    math-verify's ANTLR LaTeX parser builds its prediction tables lazily: the first answers of each shape cost up to
+    tens of ms each. Warming before the pool forks makes every worker (and the in-process fast path) start warm.
+    """
+    if _MV_STATE.get("warm"):
+        return
+    mv = _math_verify_modules()
+    for expr in WARM_EXPRESSIONS:
+        try:
+            gold = mv.parse(f"${expr}$", parsing_timeout=None)
+            pred = mv.parse(f"$\\boxed{{{expr}}}$", parsing_timeout=None)
+            mv.verify(gold, pred, timeout_seconds=None)
+        except Exception:  # noqa: BLE001 - warming must never fail a run
+            pass
+    _MV_STATE["warm"] = True
 
 
 _PLAIN_NUMBER = re.compile(r"^(-?)(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?$")
@@ -304,15 +339,140 @@ def math_verify(
     )
 
 
+# --- math: the default correctness grader (shared extractor + fast paths + math-verify + numeric fallback) ----
+
+_SPACES = re.compile(r"\\s+|\\[,;!: ]|\\left|\\right")
+_INT_FRACTION = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(-?\d+)\s*\}|(?<![\d.])(-?\d+)\s*/\s*(\d+)(?![\d.])")
+
+
+def _canonical(text: str) -> str:
+    """Spacing and ``\\left``/``\\right`` removed, ``\\dfrac``/``\\tfrac`` -> ``\\frac`` (for exact-match shortcuts)."""
+    return _SPACES.sub("", text).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").strip("$")
+
+
+def has_unreduced_fraction(text: str) -> bool:
+    """True if ``text`` holds an integer fraction with a common factor (``\\frac{3}{24}``, ``6/8``)."""
+    for m in _INT_FRACTION.finditer(text):
+        a, b = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
+        if int(b) != 0 and _math.gcd(int(a), int(b)) > 1:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class MathGrader:
+    """Correctness = the shared extractor's answer vs the gold, decided by the cheapest certain test (spec sec. 10).
+
+    Order: no answer -> 0; ``reduced_fractions`` check; identical after spacing/``\\dfrac`` normalisation -> correct;
+    plain numbers (``fast_numeric``: equal values correct, different integers wrong); else math-verify (gold vs
+    ``\\boxed{answer}``, bounded by ``timeout_s`` in the main thread); if math-verify says no, the numeric fallback:
+    both sides one number (``$``, ``%``, commas, ``\\frac{a}{b}``, units dropped) equal within ``tolerance``.
+    """
+
+    name: ClassVar[str] = "math"
+    role: ClassVar[str] = "correctness"
+    pure: ClassVar[bool] = False
+    self_timed: ClassVar[bool] = True
+
+    boxed: str = "last"
+    reduced_fractions: bool = False
+    correct_value: float = 1.0
+    timeout_s: float = 5.0
+    fast_numeric: bool = True
+    tolerance: float = 1e-6
+
+    @property
+    def max_score(self) -> float:
+        return self.correct_value
+
+    def answer(self, completion: str) -> extract.Answer | None:
+        return extract.extract_answer(completion, self.boxed)
+
+    def _quick(self, pred: str, gold: str) -> bool | None:
+        if self.reduced_fractions and ("frac" in gold or "/" in gold) and has_unreduced_fraction(pred):
+            return False
+        if _canonical(pred) == _canonical(gold):
+            return True
+        if self.fast_numeric:
+            return _plain_number_decision(pred, gold)
+        return None
+
+    def quick_score(self, completion: str, gold: str) -> float | None:
+        """The score when cheap string work is certain (no answer, identical text, plain numbers), else None."""
+        ans = self.answer(completion)
+        if ans is None:
+            return 0.0
+        decided = self._quick(ans.text, str(gold).strip())
+        if decided is None:
+            return None
+        return self.correct_value if decided else 0.0
+
+    def _correct(self, pred: str, gold: str) -> bool:
+        mv = _math_verify_modules()
+        gold_parsed = _parse_gold(gold)
+        if gold_parsed:
+            pred_parsed = mv.parse("$\\boxed{" + extract.scientific_to_latex(pred) + "}$", parsing_timeout=None)
+            if pred_parsed and mv.verify(gold_parsed, pred_parsed, timeout_seconds=None):
+                return True
+        a, b = extract.parse_number(pred), extract.parse_number(extract.gsm8k_gold(gold))
+        return a is not None and b is not None and _math.isclose(a, b, rel_tol=self.tolerance, abs_tol=self.tolerance)
+
+    def score_checked(self, completion: str, gold: str) -> float:
+        ans = self.answer(completion)
+        if ans is None:
+            return 0.0
+        gold = str(gold).strip()
+        decided = self._quick(ans.text, gold)
+        if decided is None:
+            decided = call_with_time_limit(self.timeout_s, self._correct, ans.text, gold)
+        return self.correct_value if decided else 0.0
+
+    def score(self, completion: str, gold: str) -> float:
+        try:
+            return self.score_checked(completion, gold)
+        except GradingTimeout:
+            return 0.0
+
+    def prepare(self) -> None:
+        """Import math-verify and warm its LaTeX parser (see :func:`warm_math_verify`), so forked workers start warm."""
+        warm_math_verify()
+
+
+def math(  # noqa: A001 - the registry name
+    boxed: str = "last",
+    reduced_fractions: bool = False,
+    correct_value: float = 1.0,
+    timeout_s: float = 5.0,
+    fast_numeric: bool = True,
+    tolerance: float = 1e-6,
+) -> MathGrader:
+    """Default correctness grader: shared answer extractor + math-verify with fast paths and a numeric fallback.
+
+    boxed: which box of the answer region counts, "last" (default) or "first".
+    reduced_fractions: when True, an answer holding an unreduced integer fraction (``\\frac{3}{24}``, ``6/8``) is
+    wrong whenever the gold is written as a fraction, even if equal in value (MATH's "express your answer as a
+    common fraction"); False (default) accepts any equal value, as math-verify does.
+    correct_value: reward of a correct answer (1.0 = the paper's binary reward; 3.0 = the released scale).
+    timeout_s: time bound for one answer in the main thread (the pool bounds wall-clock time from outside).
+    fast_numeric: decide plain-number pairs without math-verify where the outcome is certain.
+    tolerance: absolute and relative tolerance of the numeric fallback.
+    """
+    _check_boxed_option(boxed)
+    return MathGrader(boxed=boxed, reduced_fractions=bool(reduced_fractions), correct_value=float(correct_value),
+                      timeout_s=float(timeout_s), fast_numeric=fast_numeric, tolerance=float(tolerance))
+
+
 # --- GSM8K numeric ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Gsm8kGrader:
-    """Numeric correctness: the last number of the boxed answer (or of the answer region) vs the gold number.
+    """Numeric correctness: the number of the extracted answer (shared extractor, rules below) vs the gold number.
 
     Commas, signs, ``$``, ``%``, units and ``18.0`` vs ``18`` are handled; a gold with ``####`` (a raw GSM8K
-    solution) is reduced to the text after it. Equal within ``tolerance`` (absolute and relative).
+    solution) is reduced to the text after it. Equal within ``tolerance`` (absolute and relative). The answer is
+    found by :func:`igpo_kit.grading.extract.extract_answer`; its value is the answer if it is one number
+    (``\\frac{a}{b}`` and ``a/b`` included), else its last number.
     """
 
     name: ClassVar[str] = "gsm8k"
@@ -329,14 +489,16 @@ class Gsm8kGrader:
     def max_score(self) -> float:
         return self.correct_value
 
+    def answer(self, completion: str) -> extract.Answer | None:
+        """The extracted answer (None if there is none, or it is unboxed while ``require_boxed``)."""
+        ans = extract.extract_answer(completion, self.boxed)
+        if ans is None or (self.require_boxed and not ans.boxed):
+            return None
+        return ans
+
     def prediction(self, completion: str) -> float | None:
-        region = extract.answer_region(completion)
-        content = _select_boxed(region, self.boxed)
-        if content is None:
-            if self.require_boxed:
-                return None
-            content = region
-        return extract.last_number(content)
+        ans = self.answer(completion)
+        return None if ans is None else extract.last_number(ans.text)
 
     def score(self, completion: str, gold: str) -> float:
         pred = self.prediction(completion)
@@ -348,7 +510,7 @@ class Gsm8kGrader:
             target = extract.last_number(gold_text)
         if target is None:
             return 0.0
-        ok = math.isclose(pred, target, rel_tol=self.tolerance, abs_tol=self.tolerance)
+        ok = _math.isclose(pred, target, rel_tol=self.tolerance, abs_tol=self.tolerance)
         return self.correct_value if ok else 0.0
 
 
@@ -358,10 +520,10 @@ def gsm8k(
     tolerance: float = 1e-6,
     correct_value: float = 1.0,
 ) -> Gsm8kGrader:
-    """Numeric GSM8K correctness (d1-style evaluation, without math-verify; pure Python, fast).
+    """Numeric GSM8K correctness with the shared answer extractor (pure Python, no math-verify, fast).
 
-    boxed: "last" or "first" box of the answer region. require_boxed: without a box, score 0 (True) or take the
-    last number of the answer region (False). tolerance: absolute and relative tolerance of the comparison.
+    boxed: "last" or "first" box of the answer region. require_boxed: score 0 when the answer is not boxed
+    (True) or read unboxed answers too (False). tolerance: absolute and relative tolerance of the comparison.
     """
     _check_boxed_option(boxed)
     return Gsm8kGrader(boxed=boxed, require_boxed=require_boxed, tolerance=float(tolerance), correct_value=float(correct_value))
@@ -396,6 +558,40 @@ class OfficialGrader:
 def official(correct_value: float = 3.0) -> OfficialGrader:
     """Faithful reproduction of the released IGPO correctness reward (3.0 if equivalent, else 0.0)."""
     return OfficialGrader(correct_value=float(correct_value))
+
+
+# --- d1 (reference parser) ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class D1Grader:
+    """d1's published evaluation parser (a reference baseline; see :mod:`igpo_kit.grading.d1`): 1.0 or 0.0."""
+
+    name: ClassVar[str] = "d1"
+    role: ClassVar[str] = "correctness"
+    pure: ClassVar[bool] = True
+    self_timed: ClassVar[bool] = False
+
+    task: str = "auto"
+    correct_value: float = 1.0
+
+    @property
+    def max_score(self) -> float:
+        return self.correct_value
+
+    def score(self, completion: str, gold: str) -> float:
+        return self.correct_value if d1_correct(completion, str(gold), self.task) else 0.0
+
+
+def d1(task: str = "auto", correct_value: float = 1.0) -> D1Grader:
+    """d1's evaluation parser, reproduced as the reference to compare graders against (not meant for training).
+
+    task: "gsm8k" (numbers: first box, first number), "math" (last box, Hendrycks is_equiv) or "auto" (the GSM8K
+    path when the gold is a plain number, else the MATH path).
+    """
+    if task not in ("auto", "gsm8k", "math"):
+        raise ConfigError(f"task must be 'auto', 'gsm8k' or 'math', got {task!r}")
+    return D1Grader(task=task, correct_value=float(correct_value))
 
 
 # --- format rewards ---------------------------------------------------------------------------------------------
@@ -489,3 +685,13 @@ class XmlCountGrader:
 def xmlcount(weight: float = 1.0) -> XmlCountGrader:
     """The official xmlcount format reward (range {0, .125, ..., .75} times ``weight``)."""
     return XmlCountGrader(weight=float(weight))
+
+
+def _rules_doc() -> str:
+    return "\n\nAnswer extraction (igpo_kit.grading.extract.extract_answer), rules in order:\n" + "\n".join(
+        f"  - {rule}" for rule in extract.RULES
+    )
+
+
+for _factory in (math, gsm8k):  # ``igpo-kit describe grader math`` lists the extraction rules
+    _factory.__doc__ = (_factory.__doc__ or "") + _rules_doc()

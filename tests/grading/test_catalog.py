@@ -10,7 +10,7 @@ import pytest
 
 REGISTRY = Path(__file__).resolve().parents[2] / "registry"
 EXPECTED = {
-    "grader": {"math_verify", "gsm8k", "official", "format", "xmlcount"},
+    "grader": {"math", "math_verify", "gsm8k", "official", "d1", "format", "xmlcount"},
     "dataset": {"gsm8k", "math500", "amc", "minerva", "metamathqa", "openr1_math", "jsonl"},
     "prompt": {"llada_reasoning", "d1_eval", "plain"},
 }

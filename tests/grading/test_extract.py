@@ -90,3 +90,74 @@ def test_scientific_to_latex():
     assert extract.scientific_to_latex("4.5e33") == "4.5 \\times 10^{33}"
     assert extract.scientific_to_latex("3e-6") == "3 \\times 10^{-6}"
     assert extract.scientific_to_latex("x^2") == "x^2"
+
+
+# --- the shared extractor (issue #12 failure classes) -------------------------------------------------------------
+
+PAD = "<|eot_id|>" * 3 + "<|endoftext|>" * 3
+
+
+def wrap(answer_block: str) -> str:
+    return f"<reasoning>\nWe add 2 and 3.\n</reasoning>\n<answer>\n{answer_block}\n</answer>" + PAD
+
+
+@pytest.mark.parametrize(
+    "completion, text, rule",
+    [
+        (wrap("\\boxed{20 white hats}"), "20", "box in answer region"),
+        (wrap("\\boxed{60 tickets}"), "60", "box in answer region"),
+        (wrap("\\boxed{60 \\text{ tickets}}"), "60", "box in answer region"),
+        (wrap("\\boxed{2:00 pm}"), "2", "box in answer region"),
+        (wrap("\\boxed{2:30 pm}"), "2:30 pm", "box in answer region"),  # not a whole hour: left for the grader
+        (wrap("boxed{27}"), "27", "box in answer region"),
+        ("<answer>\n\\boxed{78\n</answer>", "78", "box in answer region"),  # unclosed
+        (wrap("5 changes/day"), "5", "answer region text"),
+        (wrap("The answer is 35."), "35", "answer region text"),
+        ("<reasoning>r</reasoning>\n<answer>\n</answer>\n\\boxed{5}" + PAD, "5", "box after answer region"),
+        ("<answer>\n\\boxed{3} plums.\n</<answer>" + PAD, "3", "box in answer region"),  # broken closing tag
+        ("<answer>\nWe add 4 and 1.\n</answer>\nSo the answer is \\boxed{5}.", "5", "box after answer region"),
+        (wrap("\\boxed{}32"), "32", "answer region text"),
+        ("<reasoning>\nFirst \\boxed{9}.\n</reasoning>\n<answer>\n\\boxed{18}\n</answer>", "18", "box in answer region"),
+        ("<reasoning>\nFirst \\boxed{9}.\n</reasoning>\n<answer>\n18\n</answer>", "18", "answer region text"),
+        ("Adding gives 18. The answer is $\\boxed{18}$.", "18", "box outside answer tags"),
+        ("so she pays 18.\n#### 18", "18", "'answer is' phrase"),
+        # what math-verify already wins on stays intact for it
+        (wrap("\\boxed{6,277}"), "6,277", "box in answer region"),
+        (wrap("\\boxed{-\\frac{\\pi}{6}}"), "-\\frac{\\pi}{6}", "box in answer region"),
+        (wrap("\\boxed{\\text{east}}"), "\\text{east}", "box in answer region"),
+        (wrap("\\boxed{x^2 + 7x + 10}"), "x^2 + 7x + 10", "box in answer region"),  # variables are not units
+        (wrap("\\boxed{2 \\pi}"), "2 \\pi", "box in answer region"),
+    ],
+)
+def test_extract_answer_classes(completion, text, rule):
+    ans = extract.extract_answer(completion)
+    assert ans is not None and (ans.text, ans.rule) == (text, rule)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "<reasoning>\nShe has 16 - 3 - 4 = 9 eggs and sells them at",  # truncated: no number is guessed
+        "<reasoning>r</reasoning>\n<answer>\n\n</answer>" + PAD,  # empty region, no box anywhere
+        wrap("\\boxed{}"),
+        wrap("\\boxed{...}"),
+        "",
+    ],
+)
+def test_extract_answer_none(completion):
+    assert extract.extract_answer(completion) is None
+
+
+def test_extract_answer_first_box_option():
+    c = wrap("\\boxed{1} or \\boxed{2}")
+    assert extract.extract_answer(c, "first").text == "1"
+    assert extract.extract_answer(c).text == "2"
+
+
+def test_answer_regions_skip_broken_close_as_opening():
+    text = "<answer>a</answer><answer>b</<answer>tail"
+    assert [text[s:e] for s, e in extract.answer_regions(text)] == ["a", "b"]
+
+
+def test_strip_special_tokens():
+    assert extract.strip_special_tokens("x<|eot_id|><|endoftext|></s><eos>") == "x"

@@ -242,3 +242,77 @@ def test_fast_numeric_path_agrees_with_math_verify(pred, gold):
     fast = graders.math_verify(fast_numeric=True).score(boxed(pred), gold)
     slow = graders.math_verify(fast_numeric=False).score(boxed(pred), gold)
     assert fast == slow
+
+
+# --- math: the default grader (shared extractor + math-verify + fallbacks) -----------------------------------------
+
+MATH_CASES = [
+    # the failure classes of issue #12 ...
+    (boxed("20 white hats"), "20", 1),
+    (boxed("21 white hats"), "20", 0),
+    (boxed("2:00 pm"), "2", 1),
+    (fmt("boxed{27}"), "27", 1),
+    ("<answer>\n\\boxed{78\n</answer>", "78", 1),
+    (fmt("5 changes/day"), "5", 1),
+    ("<answer>\n</answer>\n\\boxed{5}", "5", 1),
+    ("<answer>\\boxed{3} plums.\n</<answer>", "3", 1),
+    (fmt("\\boxed{}32"), "32", 1),
+    (fmt("\\boxed{}33"), "32", 0),
+    # ... and what math-verify wins, kept
+    (boxed("6,277"), "6277", 1),
+    (boxed("-3"), "-3", 1),
+    (boxed("3"), "-3", 0),
+    (boxed("15.975"), "\\frac{639}{40}", 1),
+    (boxed("7i - 2"), "-2 + 7i", 1),
+    (boxed("7i + 2"), "-2 + 7i", 0),
+    (boxed("\\sqrt{3}/3"), "\\frac{\\sqrt{3}}{3}", 1),
+    (boxed("\\text{east}"), "\\text{east}", 1),
+    (boxed("east"), "\\text{east}", 1),
+    (boxed("\\text{west}"), "\\text{east}", 0),
+    (boxed("\\frac{3}{24}"), "\\frac{1}{8}", 1),  # equal value; reduced_fractions=True rejects it
+    (boxed("\\$18.90"), "18.90", 1),
+    (boxed("18.0"), "18", 1),
+]
+
+
+@pytest.mark.parametrize("completion, gold, expected", MATH_CASES)
+def test_math_grader(completion, gold, expected):
+    assert graders.math().score(completion, gold) == expected
+
+
+def test_math_grader_reduced_fractions_option():
+    strict = graders.math(reduced_fractions=True)
+    assert strict.score(boxed("\\frac{3}{24}"), "\\frac{1}{8}") == 0
+    assert strict.score(boxed("6/8"), "\\frac{3}{4}") == 0
+    assert strict.score(boxed("\\frac{1}{8}"), "\\frac{1}{8}") == 1
+    assert strict.score(boxed("0.125"), "\\frac{1}{8}") == 1
+    assert strict.score(boxed("\\frac{4}{2}"), "2") == 1  # the gold is not a fraction: nothing to reduce
+
+
+@pytest.mark.parametrize(
+    "pred",
+    ["\\frac{1}{\\frac{1}{\\frac{1}{\\frac{1}{" * 30 + "x" + "}}}}" * 30, "9^{9^{9^{9^{9^{9^{9}}}}}}"],
+)
+def test_math_grader_pathological_answers_time_out(pred):
+    g = graders.math(timeout_s=0.5)
+    t0 = time.monotonic()
+    assert g.score(boxed(pred), "3") == 0.0
+    assert time.monotonic() - t0 < 30  # bounded (a generous bound: this only guards against a hang)
+
+
+def test_gsm8k_grader_fixes_clock_times_and_broken_tags():
+    g = graders.gsm8k()
+    assert g.score(boxed("2:00 pm"), "2") == 1  # it read "00" before
+    assert g.score("<answer>\\boxed{3} plums.\n</<answer>", "3") == 1
+    assert g.score(fmt("\\boxed{}32"), "32") == 1
+    assert g.score("<reasoning>\nso 16 - 3 = 13 and", "13") == 0  # truncated: no number guessed
+
+
+def test_d1_reference_parser():
+    g = graders.d1()
+    assert g.score(boxed("6,277"), "6277") == 0  # reads the first number, 6
+    assert g.score(boxed("20 white hats"), "20") == 1
+    assert g.score(boxed("\\frac{1}{2}"), "\\frac{1}{2}") == 1  # MATH path: is_equiv
+    assert g.score("\\boxed{9} then <answer>\\boxed{18}</answer>", "18") == 0  # the first box wins
+    with pytest.raises(ConfigError):
+        graders.d1(task="nope")
