@@ -214,51 +214,9 @@ def describe(
         out.print(f"  {kind}.{name}.{p} = {d!r}", highlight=False, markup=False)
 
 
-@app.command()
-@handle_errors
-def grade(
-    file: Path = typer.Argument(..., help="JSONL of saved generations"),
-    grader: str = typer.Option("math_verify", help="registered grader"),
-    completion_field: str = typer.Option("completion", help="field holding the model's completion"),
-    gold_field: str = typer.Option("gold", help="field holding the gold answer"),
-    timeout: float = typer.Option(5.0, help="seconds per answer; a timed-out answer scores 0"),
-    workers: int = typer.Option(2, help="grading processes"),
-    plugin: Optional[List[str]] = PLUGIN,
-    as_json: bool = typer.Option(False, "--json"),
-):
-    """Re-score saved generations with a grader and print the accuracy."""
-    from igpo_kit.data.io import read_rows
-    from igpo_kit.errors import ConfigError
-    from igpo_kit.grading.pool import grade_many
-    from igpo_kit.registry import get
-    from igpo_kit.runner import load_plugins
-
-    load_plugins(plugin or [])
-    if not file.exists():
-        raise ConfigError(f"file not found: {file}")
-    g = get("grader", grader)()
-    rows = read_rows(str(file))
-    for i, row in enumerate(rows, 1):
-        for f in (completion_field, gold_field):
-            if f not in row:
-                raise ConfigError(f"{file}:{i}: no field {f!r} (fields: {', '.join(row)}); "
-                                  f"use --completion-field/--gold-field")
-    report = grade_many(g, [str(r[completion_field]) for r in rows], [str(r[gold_field]) for r in rows],
-                        timeout_s=timeout, workers=workers, progress=not as_json)
-    correct = sum(1 for s in report.scores if s > 0)
-    result = {"file": str(file), "grader": grader, "n": len(rows), "correct": correct,
-              "accuracy": correct / max(len(rows), 1), "timeouts": report.timeouts, "errors": report.errors,
-              "answers_per_s": round(len(rows) / max(report.seconds, 1e-9), 1)}
-    if as_json:
-        out.print_json(json.dumps(result))
-    else:
-        out.print(f"{grader}: {correct}/{len(rows)} correct = {100 * result['accuracy']:.1f}% "
-                  f"(timeouts {report.timeouts}, errors {report.errors})")
-
-
 def main():  # console script
     app()
 
 
 # the other command modules register on the same app; imported last so `--help` lists this module's commands first
-from igpo_kit.cli import experiments, launch_cmds  # noqa: E402,F401
+from igpo_kit.cli import experiments, grade_cmd, launch_cmds  # noqa: E402,F401

@@ -39,8 +39,8 @@ from typing import Any, Callable, ClassVar
 
 from igpo_kit.errors import ConfigError
 from igpo_kit.grading import extract
-from igpo_kit.grading.d1 import d1_correct
-from igpo_kit.grading.official import official_correct
+from igpo_kit.grading.d1 import d1_correct, d1_gsm8k_answer, d1_math_answer
+from igpo_kit.grading.official import extract_first_boxed, official_correct
 
 __all__ = [
     "GradingTimeout",
@@ -168,10 +168,15 @@ def _parse_gold(gold: str):
 #: LaTeX that exercises math-verify's parser on the shapes real answers take (fractions, roots, powers, pi, text,
 #: intervals, tuples, sets, complex numbers, degrees, percentages, equations, matrices), parsed once per process.
 WARM_EXPRESSIONS: tuple[str, ...] = (
-    "\\frac{3}{4}", "\\dfrac{\\sqrt{3}}{3}", "-\\frac{1}{2}", "2\\sqrt{5}", "\\sqrt[3]{2}", "3\\pi", "\\frac{\\pi}{6}",
-    "x^2 + 7x + 10", "2^{10}", "10^{-3}", "\\text{east}", "\\text{(C)}", "[-2, 3)", "(3, \\frac{\\pi}{2})", "\\{1, 2\\}",
-    "-2 + 7i", "30^\\circ", "25\\%", "\\$18.90", "x = 5", "y = 2x - 3", "1,234", "0.125", "-7", "\\infty",
-    "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\log_2 8", "\\sin x", "a \\cdot b", "4 \\times 10^{3}",
+    "\\frac{3}{4}", "\\frac 34", "\\dfrac{5}{12}", "-\\frac{7}{2}", "2\\frac{1}{3}", "\\frac{\\sqrt{2}}{2}", "\\frac{3\\sqrt{5}}{7}",
+    "\\frac{\\pi}{6}", "-\\frac{\\pi}{3}", "\\frac{100}{\\pi}", "4\\sqrt{3}", "5 \\sqrt{2}", "\\sqrt{41}", "\\sqrt[3]{2}",
+    "2+3\\sqrt{5}", "8\\pi", "\\pi", "\\infty", "x^2 + 5x + 6", "x^4 - x^3 + x - 1", "3k-1", "a - b", "4r^3", "y = 3x + 1",
+    "x = 4", "2^{10}", "10^{-3}", "3.25", ".075", "-12", "1,000", "\\$4.50", "\\$12", "25\\%", "45^\\circ",
+    "120^{\\circ}", "\\text{north}", "\\text{(B)}", "\\text{odd}", "7 \\text{ cm}", "12\\mbox{ in}^2", "31_6", "1201_3",
+    "(2, -5)", "(-1, \\frac{4}{3})", "\\left( 2, \\frac{\\pi}{4} \\right)", "[0, 4)", "(-\\infty, 1] \\cup [2, \\infty)",
+    "\\left[ 1, \\frac{9}{4} \\right]", "\\{1, 3\\}", "2, 4, 6", "1, -3", "-3 + 4i", "2 - 5i", "6i",
+    "\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", "\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}", "\\log_2 8", "\\sin x",
+    "4 \\times 10^{3}", "2 \\cdot 3",
 )
 
 
@@ -184,10 +189,11 @@ def warm_math_verify() -> None:
     if _MV_STATE.get("warm"):
         return
     mv = _math_verify_modules()
-    for expr in WARM_EXPRESSIONS:
+    n = len(WARM_EXPRESSIONS)
+    for i, expr in enumerate(WARM_EXPRESSIONS):
         try:
             gold = mv.parse(f"${expr}$", parsing_timeout=None)
-            pred = mv.parse(f"$\\boxed{{{expr}}}$", parsing_timeout=None)
+            pred = mv.parse(f"$\\boxed{{{WARM_EXPRESSIONS[(i * 7 + 3) % n]}}}$", parsing_timeout=None)
             mv.verify(gold, pred, timeout_seconds=None)
         except Exception:  # noqa: BLE001 - warming must never fail a run
             pass
@@ -260,6 +266,11 @@ class MathVerifyGrader:
                 return None
             return region, False
         return (content, True) if content else None
+
+    def answer(self, completion: str) -> str | None:
+        """The answer text it grades (box content or the raw answer region), None if there is nothing to grade."""
+        answer = self._answer(completion)
+        return None if answer is None else answer[0]
 
     def prediction(self, completion: str) -> str | None:
         """The string handed to math-verify (``$\\boxed{...}$`` or the raw answer region), None if nothing to grade."""
@@ -345,9 +356,61 @@ _SPACES = re.compile(r"\\s+|\\[,;!: ]|\\left|\\right")
 _INT_FRACTION = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(-?\d+)\s*\}|(?<![\d.])(-?\d+)\s*/\s*(\d+)(?![\d.])")
 
 
+_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}$")
+
+
 def _canonical(text: str) -> str:
-    """Spacing and ``\\left``/``\\right`` removed, ``\\dfrac``/``\\tfrac`` -> ``\\frac`` (for exact-match shortcuts)."""
-    return _SPACES.sub("", text).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").strip("$")
+    """Spacing, ``\\left``/``\\right`` and a whole-answer ``\\text{}`` removed, ``\\dfrac`` -> ``\\frac`` (exact matches)."""
+    t = _SPACES.sub("", text).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").strip("$")
+    m = _TEXT_WRAP.match(t)
+    return m.group(1) if m is not None else t
+
+
+_WORDS = re.compile(r"^[A-Za-z][A-Za-z ]*$")
+_CLOCK_TIME = re.compile(r"^\d{1,2}:\d{2}\b")
+_BARE_LETTER = re.compile(r"(?<![\\A-Za-z])[A-Za-z]")  # a letter not inside a \\command (a variable; e is not one)
+_STRUCTURED = re.compile(r"^\s*(?:\\left)?\s*[(\[]|\\begin\{|,")
+
+
+def _shape_decision(pred: str, gold: str) -> bool | None:
+    """Certain verdicts from the answers' shapes, without parsing them.
+
+    A gold of plain words (``\\text{east}``): correct iff the answer's letters are those words (ignoring case and
+    ``\\text{}``, brackets). A clock time (``2:30 pm``) against a plain number: wrong. A single number against a
+    gold that is a tuple, interval, list or matrix, or an expression in variables (``x^2 + 1``, ``p - q``; no
+    ``=``, ``\\text`` or units in it): wrong. Anything else: None (math-verify decides).
+    """
+    p, g = _canonical(pred), _canonical(gold)
+    if _WORDS.match(g):
+        return re.sub(r"[^a-z ]", "", p.lower()).strip() == g.lower().strip()
+    if _CLOCK_TIME.match(pred.strip()) and _plain_decimal(gold) is not None:
+        return False
+    if extract.parse_number(pred) is None or "=" in gold or "\\text" in gold or "\\mbox" in gold:
+        return None
+    if _STRUCTURED.search(gold) or _BARE_LETTER.search(gold.replace("e", "")):
+        return False
+    return None
+
+
+def _numeric_decision(pred: str, gold: str) -> bool | None:
+    """True/False when both sides are one number (``$``, commas, ``\\frac{a}{b}``, ``a/b``) and the outcome is certain.
+
+    Equal values (relative 1e-9) are correct; integer values that differ, or values further apart than math-verify's
+    rounding could bridge (relative 1e-4), are wrong; anything else (and any ``%``) is left to math-verify.
+    """
+    if "%" in pred or "%" in gold:
+        return None
+    a = extract.parse_number(pred)
+    if a is None:
+        return None
+    b = extract.parse_number(extract.gsm8k_gold(gold))
+    if b is None:
+        return None
+    if _math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12):
+        return True
+    if (a.is_integer() and b.is_integer()) or abs(a - b) > 1e-4 * max(1.0, abs(a), abs(b)):
+        return False
+    return None
 
 
 def has_unreduced_fraction(text: str) -> bool:
@@ -363,8 +426,9 @@ def has_unreduced_fraction(text: str) -> bool:
 class MathGrader:
     """Correctness = the shared extractor's answer vs the gold, decided by the cheapest certain test (spec sec. 10).
 
-    Order: no answer -> 0; ``reduced_fractions`` check; identical after spacing/``\\dfrac`` normalisation -> correct;
-    plain numbers (``fast_numeric``: equal values correct, different integers wrong); else math-verify (gold vs
+    Order: no answer -> 0; ``reduced_fractions`` check; identical after spacing/``\\dfrac``/``\\text{}`` normalisation ->
+    correct; one number each (``fast_numeric``: plain decimals, ``$``, commas, ``\\frac{a}{b}``; equal values correct,
+    different integers or clearly different values wrong); else math-verify (gold vs
     ``\\boxed{answer}``, bounded by ``timeout_s`` in the main thread); if math-verify says no, the numeric fallback:
     both sides one number (``$``, ``%``, commas, ``\\frac{a}{b}``, units dropped) equal within ``tolerance``.
     """
@@ -394,11 +458,14 @@ class MathGrader:
         if _canonical(pred) == _canonical(gold):
             return True
         if self.fast_numeric:
-            return _plain_number_decision(pred, gold)
+            for decide in (_plain_number_decision, _numeric_decision, _shape_decision):
+                decided = decide(pred, gold)
+                if decided is not None:
+                    return decided
         return None
 
     def quick_score(self, completion: str, gold: str) -> float | None:
-        """The score when cheap string work is certain (no answer, identical text, plain numbers), else None."""
+        """The score when cheap string work is certain (no answer, identical text, one number each), else None."""
         ans = self.answer(completion)
         if ans is None:
             return 0.0
@@ -551,6 +618,10 @@ class OfficialGrader:
     def max_score(self) -> float:
         return self.correct_value
 
+    def answer(self, completion: str) -> str:
+        """The first box's content it compares (``""`` when there is none)."""
+        return extract_first_boxed(completion)
+
     def score(self, completion: str, gold: str) -> float:
         return self.correct_value if official_correct(completion, str(gold)) else 0.0
 
@@ -578,6 +649,13 @@ class D1Grader:
     @property
     def max_score(self) -> float:
         return self.correct_value
+
+    def answer(self, completion: str) -> str | None:
+        """What it compares: the GSM8K path's number, or the MATH path's string (``task`` "auto": the number)."""
+        if self.task == "math":
+            return d1_math_answer(completion)
+        value = d1_gsm8k_answer(completion)
+        return None if value is None else repr(value)
 
     def score(self, completion: str, gold: str) -> float:
         return self.correct_value if d1_correct(completion, str(gold), self.task) else 0.0

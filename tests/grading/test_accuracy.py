@@ -77,3 +77,18 @@ def test_fixture_is_what_the_script_builds(shared_dir):
     spec.loader.exec_module(mod)
     rows = mod.build(shared_dir / "data" / "benchmarks", per_class=12, seed=0)
     assert rows == ROWS
+
+
+def test_math_fast_paths_agree_with_math_verify():
+    """Every verdict ``math`` reaches without math-verify is the one math-verify (+ numeric fallback) reaches."""
+    g = graders.math()
+    decided = 0
+    for r in ROWS:
+        ans = g.answer(r["completion"])
+        if ans is None:
+            continue
+        quick = g._quick(ans.text, r["gold"].strip())
+        if quick is not None:
+            decided += 1
+            assert quick == g._correct(ans.text, r["gold"].strip()), (r["id"], ans.text, r["gold"])
+    assert decided > 0.8 * len(ROWS)
