@@ -45,6 +45,7 @@ def rl(
     grade_workers: int = 2,
     seed: int = 0,
     deepspeed_config: str | None = None,
+    mixed_precision: str = "auto",
     run: Any = None,
 ) -> dict:
     """Train ``model`` with IGPO (paper Alg. 1) or a baseline, depending on the components.
@@ -73,6 +74,9 @@ def rl(
         deepspeed_config: a DeepSpeed JSON (e.g. ``'recipes/deepspeed/zero2.json'``, the paper's ZeRO-2; bf16 on GPU,
             float32 on CPU) used through accelerate's ``DeepSpeedPlugin``; its ``"auto"`` values are filled from
             these settings (:func:`igpo_kit.rl.distributed.resolve_deepspeed_config`). None: data parallel (DDP).
+        mixed_precision: without DeepSpeed, ``"auto"`` (bf16 on GPU, none on CPU), ``"no"`` or ``"bf16"``: bf16
+            autocast with the trainable weights and AdamW states in float32 (an update at lr 5e-7 would round away in
+            bf16 weights). Under DeepSpeed its config's ``bf16`` section decides (fp32 master weights as well).
     """
     from igpo_kit.errors import ConfigError
     from igpo_kit.rl.trainer import Components, RLSettings, train_rl
@@ -108,12 +112,16 @@ def rl(
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, grade_timeout_s=grade_timeout_s,
         grade_workers=grade_workers, seed=seed,
     )
-    accelerator = None
-    if deepspeed_config:
-        from igpo_kit.rl.distributed import make_accelerator
+    import torch
 
-        accelerator = make_accelerator(deepspeed_config, micro_batch_size or prompts_per_step * group_size,
-                                       max_grad_norm)
+    from igpo_kit.rl.distributed import make_accelerator
+
+    if mixed_precision not in ("auto", "no", "bf16"):
+        raise ConfigError(f"entry.rl.mixed_precision must be 'auto', 'no' or 'bf16', got {mixed_precision!r}")
+    if mixed_precision == "auto":
+        mixed_precision = "bf16" if torch.cuda.is_available() else "no"
+    accelerator = make_accelerator(deepspeed_config or None, micro_batch_size or prompts_per_step * group_size,
+                                   max_grad_norm, mixed_precision=mixed_precision)
     return train_rl(model, list(dataset), components, settings, run, lora=lora_rank > 0, accelerator=accelerator)
 
 

@@ -9,7 +9,7 @@ accelerate's ``DeepSpeedPlugin``.
 
   ====================================  ==========================================================================
   ``train_micro_batch_size_per_gpu``    rows per backward = ``micro_batch_size`` or ``prompts_per_step * G``
-  ``gradient_accumulation_steps``       1 (the loop makes one backward per optimizer step under DeepSpeed)
+  ``gradient_accumulation_steps``       1 (the loop marks the accumulation boundary of its micro-batches itself)
   ``train_batch_size``                  micro batch x accumulation x ``$WORLD_SIZE``
   ``gradient_clipping``                 ``max_grad_norm`` (DeepSpeed clips inside ``engine.step``)
   ``bf16.enabled``                      True on GPU, False on CPU (float32)
@@ -87,8 +87,8 @@ def resolve_deepspeed_config(
         raise ConfigError(f"deepspeed_config {where}: zero_optimization.stage must be 0-3, got {stage!r}")
     gas = cfg.get("gradient_accumulation_steps", "auto")
     if gas not in ("auto", 1):
-        raise ConfigError(f"deepspeed_config {where}: gradient_accumulation_steps must be 1 or \"auto\" (the RL loop "
-                          f"makes one backward per optimizer step under DeepSpeed), got {gas!r}")
+        raise ConfigError(f"deepspeed_config {where}: gradient_accumulation_steps must be 1 or \"auto\" (the loops "
+                          f"mark accumulation boundaries themselves: set micro_batch_size / grad_accum), got {gas!r}")
     cfg["gradient_accumulation_steps"] = 1
     if cfg.get("train_micro_batch_size_per_gpu", "auto") == "auto":
         cfg["train_micro_batch_size_per_gpu"] = int(micro_batch_size)
@@ -120,12 +120,20 @@ def make_accelerator(
     deepspeed_config: str | os.PathLike | dict | None = None,
     micro_batch_size: int = 8,
     max_grad_norm: float = 1.0,
+    mixed_precision: str | None = None,
 ):
-    """The loop's ``Accelerator``: DDP / single process without ``deepspeed_config``, else DeepSpeed (see module)."""
+    """The loop's ``Accelerator``: DDP / single process without ``deepspeed_config``, else DeepSpeed (see module).
+
+    ``mixed_precision`` (``"no"`` or ``"bf16"``, DDP path only; None: accelerate's default, from
+    ``ACCELERATE_MIXED_PRECISION``): bf16 autocast of every forward through the prepared
+    network; the caller keeps the trainable weights in float32 (:mod:`igpo_kit.models.precision`). Under DeepSpeed
+    the config's ``bf16`` section decides (bf16 compute, fp32 master weights and optimizer states).
+    """
     from accelerate import Accelerator
 
     if deepspeed_config is None:
-        return Accelerator(cpu=not torch.cuda.is_available())
+        return Accelerator(cpu=not torch.cuda.is_available(),
+                           **({} if mixed_precision is None else {"mixed_precision": mixed_precision}))
     from accelerate.utils import DeepSpeedPlugin
 
     from igpo_kit.errors import ConfigError

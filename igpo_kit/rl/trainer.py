@@ -10,7 +10,8 @@ resumes bit-for-bit (tests/entry/test_rl_job.py).
 
 Parallelism through accelerate (:mod:`igpo_kit.rl.distributed`): data parallel over processes (each draws its own
 prompts and rollout noise; gradients are averaged; 2 CPU processes work with gloo), or DeepSpeed ZeRO-2 with a
-DeepSpeed config (one backward per optimizer step; every rank's ZeRO shards go into the checkpoint). Only the main
+DeepSpeed config (micro-batches accumulate up to the engine's boundary; every rank's ZeRO shards go into the
+checkpoint). Only the main
 process writes metrics, checkpoints and the final model (``<run>/model``, LoRA merged).
 """
 
@@ -154,6 +155,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     from igpo_kit.errors import ConfigError
     from igpo_kit.grading.pool import GradingPool
     from igpo_kit.models.checkpointing import checkpoint_in_eval, enable_gradient_checkpointing
+    from igpo_kit.models.precision import fp32_master_weights
     from igpo_kit.rl.distributed import is_deepspeed, make_accelerator
     from igpo_kit.rl.logprobs import completion_mask, in_micro_batches
     from igpo_kit.rl.rollout import RolloutSetup, collect
@@ -169,15 +171,14 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     acc = accelerator or make_accelerator()
     rank, world = acc.process_index, acc.num_processes
     deepspeed = is_deepspeed(acc)
-    if deepspeed and mb < rows:
-        raise ConfigError(f"with a DeepSpeed config the loop makes one backward per optimizer step: micro_batch_size "
-                          f"({mb}) must be unset or >= prompts_per_step * group_size ({rows})")
     kl_beta = float(getattr(c.loss, "kl_beta", 0.0))
     network = model.network
     if s.gradient_checkpointing:
         enable_gradient_checkpointing(network, model.name)
     frozen = has_frozen_parameters(network)  # checkpoints then hold only what trains (e.g. the LoRA adapter)
     ref_model = make_reference(model, lora) if kl_beta > 0 else None
+    if not deepspeed and acc.mixed_precision == "bf16":  # bf16 autocast, fp32 master weights (DeepSpeed: its own)
+        fp32_master_weights(network)  # after the reference copy, which stays in the loaded dtype
     optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=s.learning_rate,
                                   betas=tuple(s.adam_betas), weight_decay=s.weight_decay)
     decay = s.decay_steps or s.max_steps
@@ -268,16 +269,23 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                 for start in starts:
                     sl = slice(start, min(n_rows, start + mb))
                     frac = (sl.stop - sl.start) / n_rows
-                    sync = start == starts[-1] or world == 1 or deepspeed
-                    with (contextlib.nullcontext() if sync else acc.no_sync(network)):
+                    last = start == starts[-1]
+                    with _accumulating(acc, network, last, deepspeed, world):
                         cur = c.logprob_estimator(policy, batch.sequences[sl], P, batch.attention_mask[sl],
                                                   generator=gens["logprob"], compute_entropy=False)
                         loss, stats = c.loss(cur.logps, old.logps[sl], None if ref_lp is None else ref_lp[sl],
                                              adv[sl], kept[sl], batch.hint_mask[sl])
-                        acc.backward(loss * frac)
+                        if deepspeed:  # the engine's backward alone; it steps once, at the boundary, below
+                            network.backward(loss * frac)
+                        else:
+                            acc.backward(loss * frac)
                     agg.add_loss_stats(stats, float(loss.detach()), frac, first=it == 0)
-                grad_norm = acc.clip_grad_norm_(network.parameters(), s.max_grad_norm)
-                optimizer.step()
+                if deepspeed:
+                    network.step()  # clips at gradient_clipping = max_grad_norm, steps, zeroes the gradients
+                    grad_norm = network.get_global_grad_norm()
+                else:
+                    grad_norm = acc.clip_grad_norm_(network.parameters(), s.max_grad_norm)
+                    optimizer.step()
                 scheduler.step()
                 state.step += 1
                 agg.add("grad_norm", float("nan") if grad_norm is None else float(grad_norm), 1.0)
@@ -318,6 +326,18 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     acc.wait_for_everyone()
     return {"steps": state.step, **{k: last.get(k) for k in ("reward", "accuracy", "all_wrong_ratio_before",
                                                                 "all_wrong_ratio_after")}}
+
+
+def _accumulating(acc, network, last: bool, deepspeed: bool, world: int):
+    """Gradients of a micro-batch accumulate; they are reduced over processes only at the last one (DDP: ``no_sync``
+    before it; DeepSpeed: the engine's accumulation boundary, so ``micro_batch_size`` below the rows per step
+    accumulates under ZeRO as without it)."""
+    if deepspeed:
+        network.set_gradient_accumulation_boundary(is_boundary=last)
+        return contextlib.nullcontext()
+    if world > 1 and not last:
+        return acc.no_sync(network)
+    return contextlib.nullcontext()
 
 
 def _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world, frozen, console) -> None:

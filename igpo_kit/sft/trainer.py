@@ -260,7 +260,8 @@ def make_sft_accelerator(
     """The SFT's ``Accelerator``, from the RL loop's :func:`igpo_kit.rl.distributed.make_accelerator`.
 
     Without ``deepspeed_config``: DDP (or one plain process) with accelerate's native bf16 autocast when
-    ``mixed_precision`` resolves to ``"bf16"`` (the parameters and the optimizer stay in the model's dtype). With one
+    ``mixed_precision`` resolves to ``"bf16"`` (the trainer then keeps the trainable weights in float32: fp32
+    master weights and optimizer states, bf16 compute; see :mod:`igpo_kit.models.precision`). With one
     (``recipes/deepspeed/zero2.json``): DeepSpeed ZeRO 0-2, micro batch ``batch_size`` per backward, DeepSpeed's
     clipping at ``max_grad_norm``; ``mixed_precision`` fills the config's ``bf16.enabled: "auto"`` (``"auto"``
     leaves it to the config: bf16 on GPU). ZeRO-3 is refused (the SFT saves full weights from rank 0).
@@ -425,6 +426,10 @@ def train_sft(
         enable_gradient_checkpointing(network, model.name)
     was_training = network.training
     params = [p for p in network.parameters() if p.requires_grad]
+    if not deepspeed and acc.mixed_precision == "bf16":  # bf16 autocast, fp32 master weights (DeepSpeed: its own)
+        from igpo_kit.models.precision import fp32_master_weights
+
+        fp32_master_weights(network)
     optimizer = torch.optim.AdamW(_param_groups(network, weight_decay), lr=lr, betas=betas)
     # stepped here once per optimizer step, not handed to accelerate (whose wrapper would step it once per process)
     scheduler = warmup_stable_decay(optimizer, total_steps, warmup_steps=warmup_steps, min_lr=min_lr,

@@ -104,23 +104,24 @@ def kill_after_first_checkpoint(procs: dict, timeout: float = 240) -> dict:
 def runs(tmp_path_factory):
     """A and B: the recipe as is (same seed); C: checkpoint_every = 1, SIGKILLed after its first checkpoint and
     started again; D: the same with DeepSpeed ZeRO-2 (one CPU process); ddp: 2 processes under torchrun.
-    LoRA (rank 4 on q_proj, v_proj): F as is; E killed and resumed like C; G killed and resumed under ZeRO-2."""
+    LoRA (rank 4 on q_proj, v_proj): F as is; E killed and resumed like C; G killed and resumed under ZeRO-2.
+    H: ZeRO-2 with micro-batches of 3 rows (8 rows per step: gradient accumulation over 3 + 3 + 2)."""
     root = tmp_path_factory.mktemp("rl_runs")
-    logs = {k: root / f"{k}.log" for k in ("a", "b", "c1", "c2", "d1", "d2", "e1", "e2", "g1", "g2", "f", "ddp")}
+    logs = {k: root / f"{k}.log" for k in ("a", "b", "c1", "c2", "d1", "d2", "e1", "e2", "g1", "g2", "f", "h", "ddp")}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv-backend", "c10d",
                 "--rdzv-endpoint", "localhost:0"]
     ddp = start(root / "ddp", "entry.rl.max_steps = 4", log=logs["ddp"], launcher=torchrun)  # runs meanwhile
     every, zero2 = "entry.rl.checkpoint_every = 1", "entry.rl.deepspeed_config = 'recipes/deepspeed/zero2.json'"
     binds = {"c": [every], "d": [every, zero2], "e": [every, *LORA], "g": [every, zero2, *LORA], "f": LORA,
-             "a": [], "b": []}
+             "a": [], "b": [], "h": [zero2, "entry.rl.micro_batch_size = 3"]}
     first = {k: (start(root / k, *binds[k], log=logs[f"{k}1"]), root / k, logs[f"{k}1"]) for k in "cdeg"}
     killed = kill_after_first_checkpoint(first)
     procs = {f"{k}2": start(root / k, *binds[k], log=logs[f"{k}2"]) for k in "cdeg"}
-    procs |= {k: start(root / k, *binds[k], log=logs[k]) for k in "abf"}
+    procs |= {k: start(root / k, *binds[k], log=logs[k]) for k in "abfh"}
     for k, proc in {**procs, "ddp": ddp}.items():
         finish(proc, logs[k])
     return {"root": root, "logs": logs, "killed": killed,
-            **{k: run_dir(root / k) for k in ("a", "b", "c", "d", "e", "f", "g", "ddp")}}
+            **{k: run_dir(root / k) for k in ("a", "b", "c", "d", "e", "f", "g", "h", "ddp")}}
 
 
 LORA = ["entry.rl.lora_rank = 4", "entry.rl.lora_target_modules = ['q_proj', 'v_proj']"]
@@ -181,6 +182,19 @@ def test_deepspeed_zero2_cpu_killed_resumed_equals_plain_run(runs):
     assert len(zero) == len(plain) == 3
     for p, z in zip(plain, zero):
         assert p.keys() == z.keys()
+        for k in p:
+            if isinstance(p[k], float):
+                assert z[k] == pytest.approx(p[k], rel=1e-4, abs=1e-7), k
+            else:
+                assert z[k] == p[k], k
+
+
+def test_deepspeed_gradient_accumulation_equals_no_accumulation(runs):
+    """micro_batch_size 3 below the 8 rows of a step under ZeRO-2: DeepSpeed accumulates up to the boundary the loop
+    marks, and the run trains as the plain one-batch run (loss, grad norm, KL, ratios at every step)."""
+    plain, acc = no_timing(metrics(runs["a"])), no_timing(metrics(runs["h"]))
+    assert len(acc) == len(plain) == 3
+    for p, z in zip(plain, acc):
         for k in p:
             if isinstance(p[k], float):
                 assert z[k] == pytest.approx(p[k], rel=1e-4, abs=1e-7), k
