@@ -60,14 +60,15 @@ class DiffusionLM:
 
         Args:
             input_ids: ``[B, T]`` token ids (``mask_id`` where masked).
-            attention_mask: optional ``[B, T]`` (1 = real token, 0 = left padding).
+            attention_mask: optional ``[B, T]`` (1 = real token, 0 = left padding); pass None when nothing is
+                padded (callers test that once per batch, not once per forward).
             positions: if given, only logits for ``positions`` (a slice of T) are returned: ``[B, T', V]``; the LM
                 head is applied to those positions only when the network allows it.
         Returns:
             float logits ``[B, T, V]`` (or ``[B, T', V]``), in the network's dtype.
         """
         kwargs: dict[str, Any] = {"input_ids": input_ids}
-        if attention_mask is not None and not bool(attention_mask.all()):
+        if attention_mask is not None:  # no `.all()` test here: it would sync host and device on every forward
             mask = attention_mask.bool()
             kwargs["attention_mask"] = mask[:, None, None, :] if self.padding_mask_4d else attention_mask
         if positions is not None and self.logits_slice:

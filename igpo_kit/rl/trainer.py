@@ -240,20 +240,21 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
             rewards = batch.correctness + s.format_weight * batch.fmt
             adv = c.advantage_estimator(rewards).reshape(-1).to(batch.sequences.device)
             P = batch.prompt_length
+            pad = None if bool(batch.attention_mask.all()) else batch.attention_mask  # one host sync per batch
             t0 = time.perf_counter()
             with torch.no_grad():  # pi_old and pi_ref: once per rollout batch (not mu times), mb rows at a time
-                old = in_micro_batches(c.logprob_estimator, policy, batch.sequences, P, batch.attention_mask, mb,
+                old = in_micro_batches(c.logprob_estimator, policy, batch.sequences, P, pad, mb,
                                        generator=gens["logprob"])
                 ref_lp = None
                 if kl_beta > 0:
                     if ref_model is None:
                         with acc.unwrap_model(network).disable_adapter():
                             ref_lp = in_micro_batches(c.logprob_estimator, policy, batch.sequences, P,
-                                                      batch.attention_mask, mb, generator=gens["logprob"],
+                                                      pad, mb, generator=gens["logprob"],
                                                       compute_entropy=False).logps
                     else:
                         ref_lp = in_micro_batches(c.logprob_estimator, ref_model, batch.sequences, P,
-                                                  batch.attention_mask, mb, generator=gens["logprob"],
+                                                  pad, mb, generator=gens["logprob"],
                                                   compute_entropy=False).logps
             logprob_s = time.perf_counter() - t0
             loss_mask = completion_mask(batch.sequences[:, P:], model.eos_id)
@@ -271,7 +272,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                     frac = (sl.stop - sl.start) / n_rows
                     last = start == starts[-1]
                     with _accumulating(acc, network, last, deepspeed, world):
-                        cur = c.logprob_estimator(policy, batch.sequences[sl], P, batch.attention_mask[sl],
+                        cur = c.logprob_estimator(policy, batch.sequences[sl], P, None if pad is None else pad[sl],
                                                   generator=gens["logprob"], compute_entropy=False)
                         loss, stats = c.loss(cur.logps, old.logps[sl], None if ref_lp is None else ref_lp[sl],
                                              adv[sl], kept[sl], batch.hint_mask[sl])
