@@ -48,6 +48,11 @@ def run(
         from igpo_kit.errors import ConfigError
 
         raise ConfigError(f"unknown executor {executor!r} (local, subprocess, slurm)")
+    if dry_run:
+        from igpo_kit.launch.memory import memory_lines
+
+        for style, line in memory_lines(plan, cluster, resources, slurm_set or [], executor):
+            err.print(line, style=style or None, highlight=False, markup=False, soft_wrap=True)
     if executor != "local":
         from igpo_kit.launch.submit import submit_run
 

@@ -50,6 +50,7 @@ _KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "cpus_per_task": ((int,), "CPUs per task"),
     "cpus_per_gpu": ((int,), "CPUs per GPU (converted to cpus_per_task)"),
     "mem_gb": ((int, float), "memory per node in GB"),
+    "gpu_memory_gb": ((int, float), "memory of one GPU in GB (run --dry-run compares the memory estimate with it)"),
     "exclusive": ((bool,), "sbatch --exclusive"),
     "setup": ((list,), "shell lines run in the sbatch script before srun (e.g. 'module load cuda/12.4')"),
     "env": ((dict,), "environment variables exported in the sbatch script (e.g. NCCL settings); no secrets"),
@@ -66,12 +67,12 @@ _KEYS: dict[str, tuple[tuple[type, ...], str]] = {
 }
 CLUSTER_KEYS = frozenset({
     "description", "inherit", "partition", "account", "qos", "constraint", "gpus_per_node", "cpus_per_task",
-    "cpus_per_gpu", "mem_gb", "exclusive", "setup", "env", "srun_args", "additional_parameters", "max_nodes",
-    "max_time",
+    "cpus_per_gpu", "mem_gb", "gpu_memory_gb", "exclusive", "setup", "env", "srun_args", "additional_parameters",
+    "max_nodes", "max_time",
 })
 RESOURCE_KEYS = frozenset({
     "description", "inherit", "nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task", "cpus_per_gpu",
-    "mem_gb", "time", "array_parallelism", "signal_delay_s", "max_num_timeout",
+    "mem_gb", "gpu_memory_gb", "time", "array_parallelism", "signal_delay_s", "max_num_timeout",
 })
 OVERRIDE_KEYS = (CLUSTER_KEYS | RESOURCE_KEYS) - {"description", "inherit"}
 _SECRET = re.compile(r"(TOKEN|SECRET|PASSW|API_?KEY|_KEY$|^KEY$|CREDENTIAL|PRIVATE)", re.I)
@@ -93,6 +94,7 @@ class Profile:
     gpus_per_node: int = 0
     cpus_per_task: int | None = None
     mem_gb: float | None = None
+    gpu_memory_gb: float | None = None
     exclusive: bool | None = None
     time: int = 60
     array_parallelism: int = 256
@@ -485,8 +487,9 @@ def load_profile(cluster: str | os.PathLike | None = None, resources: str | os.P
     for key in ("setup", "srun_args"):
         if key in kwargs:
             kwargs[key] = tuple(kwargs[key])
-    if kwargs.get("mem_gb") is not None:
-        kwargs["mem_gb"] = float(kwargs["mem_gb"])
+    for key in ("mem_gb", "gpu_memory_gb"):
+        if kwargs.get(key) is not None:
+            kwargs[key] = float(kwargs[key])
     if "env" in kwargs:
         kwargs["env"] = {k: str(v) for k, v in kwargs["env"].items()}
     return Profile(cluster=Path(str(cluster)).stem, resources=Path(str(resources)).stem,
