@@ -56,6 +56,7 @@ __all__ = [
     "trainable_state_dict",
     "load_trainable_state_dict",
     "dir_size",
+    "load_file",
 ]
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -149,16 +150,20 @@ def save_checkpoint(
             p.unlink(missing_ok=True)
 
     tmp.mkdir()
-    torch.save(dict(state), tmp / STATE_FILE)
-    files = [STATE_FILE]
-    if model_dir_writer is not None:
-        mdir = tmp / MODEL_SUBDIR
-        mdir.mkdir()
-        model_dir_writer(mdir)
-        files.append(MODEL_SUBDIR + "/")
-    info = {"step": int(step), "time": time.time(), "files": files, "keys": sorted(str(k) for k in state)}
-    (tmp / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    fsync_tree(tmp)
+    try:
+        torch.save(dict(state), tmp / STATE_FILE)
+        files = [STATE_FILE]
+        if model_dir_writer is not None:
+            mdir = tmp / MODEL_SUBDIR
+            mdir.mkdir()
+            model_dir_writer(mdir)
+            files.append(MODEL_SUBDIR + "/")
+        info = {"step": int(step), "time": time.time(), "files": files, "keys": sorted(str(k) for k in state)}
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        fsync_tree(tmp)
+    except BaseException:  # a full disk, a failing writer: leave no half-written checkpoint behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
     if final.exists():
         # a previous save of the same step (complete, or renamed but never published by `latest`): move it away
@@ -211,8 +216,29 @@ def load_latest(run_dir: str | os.PathLike, map_location: Any = "cpu") -> tuple[
             stacklevel=2,
         )
         return None
-    state = torch.load(state_file, map_location=map_location, weights_only=True)
+    state = load_file(state_file, map_location=map_location)
     return path, state
+
+
+def load_file(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` of a file inside a checkpoint; a damaged file is a
+    :class:`~igpo_kit.errors.RunError` that names it and says how to resume from the previous checkpoint."""
+    from igpo_kit.errors import RunError
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle/zip/EOF errors of a truncated or corrupt file
+        ckpt = next((p for p in [path, *path.parents] if _STEP_RE.match(p.name)), None)
+        hint = ""
+        if ckpt is not None:
+            earlier = [p for step, p in list_checkpoints(ckpt.parent.parent) if p.name != ckpt.name
+                       and step < int(_STEP_RE.match(ckpt.name).group(1))]
+            latest = ckpt.parent / LATEST_FILE
+            hint = (f"; resume from the previous checkpoint with `echo {earlier[-1].name} > {latest}`" if earlier
+                    else f"; no earlier checkpoint: remove {ckpt} and {latest} to start over")
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise RunError(f"{path}: damaged checkpoint file ({type(exc).__name__}: {first}){hint}") from None
 
 
 # --- generator states -------------------------------------------------------------------------------------------

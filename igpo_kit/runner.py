@@ -106,9 +106,7 @@ def _execute_locked(config, bindings, run_dir: Path, argv) -> dict[str, Any]:
     try:
         result = cfg.call_job(config, run=run)
     except BaseException as exc:
-        run.update_info(status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                        timings={**run.info.get("timings", {}), "last_start_s": round(time.time() - t0, 3)})
-        write_atomic(run.dir / "FAILED", f"{type(exc).__name__}\n")
+        _mark_failed(run, exc, t0)
         raise
     from igpo_kit.secrets import redact
 
@@ -121,6 +119,31 @@ def _execute_locked(config, bindings, run_dir: Path, argv) -> dict[str, Any]:
     run.update_info(status="done", finished=time.time(), timings=timings)
     write_atomic(run.dir / "DONE", "")
     return result
+
+
+def _mark_failed(run, exc: BaseException, t0: float) -> None:
+    """run.json -> "failed" with the reason, and a FAILED marker, even on a full disk: when the atomic write of
+    run.json fails (its temp file is already removed), run.json is rewritten in place (truncating frees its blocks
+    first); the marker is an empty file. The job's own exception is what propagates."""
+    from igpo_kit.atomic import write_atomic
+
+    run.info.update(status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                    timings={**run.info.get("timings", {}), "last_start_s": round(time.time() - t0, 3)})
+    try:
+        run.write_json("run.json", run.info)
+    except OSError:
+        try:
+            with open(run.dir / "run.json", "w") as f:
+                f.write(json.dumps(run.info, default=str))
+        except OSError:
+            pass
+    try:
+        write_atomic(run.dir / "FAILED", f"{type(exc).__name__}\n")
+    except OSError:
+        try:
+            (run.dir / "FAILED").touch()
+        except OSError:
+            pass
 
 
 def run_local(plan: Plan, argv: list[str] | None = None) -> dict[str, Any]:

@@ -99,3 +99,34 @@ def handle_errors(fn):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _plain(cell) -> str:
+    from rich.text import Text
+
+    if isinstance(cell, Text):
+        return cell.plain
+    return Text.from_markup(str(cell)).plain if isinstance(cell, str) else str(cell)
+
+
+def print_table(table, console: Console | None = None) -> None:
+    """A rich table with whole names: on a terminal, a column whose cells are all <= 40 characters (names, numbers,
+    states) is as wide as its longest cell and longer text folds onto the next line (never cut with '…'); when stdout is not a terminal, plain
+    tab-separated lines (a ``# title`` line, the header, one line per row) that ``grep``/``cut`` read."""
+    console = console or out
+    columns = table.columns
+    cells = [[_plain(c) for c in col.cells] for col in columns]
+    if not console.is_terminal:
+        lines = [f"# {_plain(table.title)}"] if table.title else []
+        lines.append("\t".join(_plain(c.header) for c in columns))
+        lines += ["\t".join(col[i].replace("\t", " ").replace("\n", " ") for col in cells)
+                  for i in range(table.row_count)]
+        console.file.write("\n".join(lines) + "\n")  # not console.print: rich expands tabs to spaces
+        console.file.flush()
+        return
+    for col, values in zip(columns, cells):
+        longest = max([len(_plain(col.header)), *(len(v) for v in values)], default=0)
+        if longest <= 40:  # names, numbers, states: never narrower than their longest value
+            col.min_width = max(col.min_width or 0, longest)
+        col.overflow = "fold"  # prose columns wrap/fold
+    console.print(table)

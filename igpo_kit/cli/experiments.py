@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out
+from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out, print_table
 
 EXIT_FAILED_CELLS = 4
 
@@ -296,7 +296,7 @@ def report(
             "files": [str(f) for f in rep.files]}, default=str))
     else:
         for t in rep.tables.values():
-            out.print(to_rich(t))
+            print_table(to_rich(t))
         if not rep.tables:
             err.print("no metrics found (no metrics.jsonl with steps, no summary.json)")
     if rep.meta.get("missing"):

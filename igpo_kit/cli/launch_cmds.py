@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import typer
 
-from igpo_kit.cli.app import app, err, handle_errors, out
+from igpo_kit.cli.app import app, err, handle_errors, out, print_table
 
 STATUS_EPILOG = """[bold]Examples[/bold]
 
@@ -126,7 +126,7 @@ def status(
                                    "jobs": record_dicts(records)}, default=str))
         return
     if not watch or manifest.executor not in ("slurm", "local"):
-        out.print(status_table(manifest, records, title=manifest_title(manifest)))
+        print_table(status_table(manifest, records, title=manifest_title(manifest)))
     if manifest.cancelled:
         err.print(f"cancelled by igpo-kit: {', '.join(sorted(manifest.cancelled))}", highlight=False)
 

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out, stdout_to_stderr
+from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out, print_table, stdout_to_stderr
 
 if __name__ == "__main__":  # `python -m igpo_kit.cli.main`: run the imported module, so commands register once
     from igpo_kit.cli.main import main as _main
@@ -155,7 +155,7 @@ def ls(
         t = Table("recipe", "what it is")
         for n in names:
             t.add_row(n, _recipe_title(root / n))
-        out.print(t)
+        print_table(t)
         return
     if what != "components":
         raise ConfigError(f"unknown listing {what!r}: use `igpo-kit ls recipes` or `igpo-kit ls components`")
@@ -173,7 +173,7 @@ def ls(
     t = Table("kind", "name", "summary", "origin")
     for r in rows:
         t.add_row(*r)
-    out.print(t)
+    print_table(t)
 
 
 def _recipe_title(path: Path) -> str:

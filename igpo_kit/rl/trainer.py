@@ -150,7 +150,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     """
     from rich.console import Console
 
-    from igpo_kit.checkpoint import (capture_generators, has_frozen_parameters, load_latest,
+    from igpo_kit.checkpoint import (capture_generators, has_frozen_parameters, load_file, load_latest,
                                      load_trainable_state_dict, model_dir, restore_generators, save_checkpoint)
     from igpo_kit.errors import ConfigError
     from igpo_kit.grading.pool import GradingPool
@@ -207,11 +207,11 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
             network.load_checkpoint(str(model_dir(ckpt) / "deepspeed"), tag="ds", load_optimizer_states=True,
                                     load_lr_scheduler_states=False, load_module_strict=not frozen)
         elif (model_dir(ckpt) / TRAINABLE_FILE).is_file():
-            weights = torch.load(model_dir(ckpt) / TRAINABLE_FILE, map_location="cpu", weights_only=True)
+            weights = load_file(model_dir(ckpt) / TRAINABLE_FILE)
             load_trainable_state_dict(acc.unwrap_model(network), weights, where=ckpt)
             optimizer.load_state_dict(st["optimizer"])
         else:
-            weights = torch.load(model_dir(ckpt) / "network.pt", map_location="cpu", weights_only=True)
+            weights = load_file(model_dir(ckpt) / "network.pt")
             acc.unwrap_model(network).load_state_dict(weights)
             optimizer.load_state_dict(st["optimizer"])
         scheduler.load_state_dict(st["scheduler"])
@@ -310,7 +310,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
             if acc.is_main_process:
                 run.log(metrics)
                 state.metric_lines += 1
-                console.print(_live_line(metrics), highlight=False, soft_wrap=True)
+                console.print(_live_line(metrics), highlight=False, markup=False, soft_wrap=True)
             last = metrics
             if state.rollouts % s.checkpoint_every == 0 or state.step >= s.max_steps:
                 _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world, frozen,

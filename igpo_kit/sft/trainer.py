@@ -51,6 +51,7 @@ import torch
 from igpo_kit.checkpoint import (
     CHECKPOINTS_DIR,
     capture_generators,
+    load_file,
     load_latest,
     model_dir,
     restore_generators,
@@ -153,7 +154,7 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike) -> None:
     """
     p = Path(path)
     if (p / "weights.pt").is_file():
-        network.load_state_dict(torch.load(p / "weights.pt", map_location="cpu", weights_only=True))
+        network.load_state_dict(load_file(p / "weights.pt"))
         return
     sd = _read_safetensors_dir(p)
     result = network.load_state_dict(sd, strict=False)
