@@ -42,6 +42,7 @@ class RLSettings:
     format_weight: weight of the format reward added to correctness. micro_batch_size: rows per forward (the
     backward of the update, and the no-grad pi_old / pi_ref / entropy passes; None: all rows at once).
     gradient_checkpointing: recompute layer activations in the backward pass (:mod:`igpo_kit.models.checkpointing`).
+    save_model: write ``<run>/model`` (LoRA merged) at the end (off: benchmarks that time one step of a large model).
     """
 
     group_size: int = 8
@@ -59,6 +60,7 @@ class RLSettings:
     format_weight: float = 0.0
     micro_batch_size: int | None = None
     gradient_checkpointing: bool = False
+    save_model: bool = True
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     grade_timeout_s: float = 5.0
@@ -290,6 +292,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                 scheduler.step()
                 state.step += 1
                 agg.add("grad_norm", float("nan") if grad_norm is None else float(grad_norm), 1.0)
+            _sync(acc.device)
             update_s = time.perf_counter() - t0
             state.rollouts += 1
             hint_in_loss = batch.hint_mask & loss_mask
@@ -317,7 +320,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                             console)
     finally:
         grade_pool.close()
-    if acc.is_main_process:
+    if acc.is_main_process and s.save_model:
         out = run.dir / "model"
         unwrapped = acc.unwrap_model(network)
         if hasattr(unwrapped, "merge_and_unload") and lora:
@@ -327,6 +330,11 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     acc.wait_for_everyone()
     return {"steps": state.step, **{k: last.get(k) for k in ("reward", "accuracy", "all_wrong_ratio_before",
                                                                 "all_wrong_ratio_after")}}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _accumulating(acc, network, last: bool, deepspeed: bool, world: int):
