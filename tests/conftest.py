@@ -10,6 +10,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# Installed igpo_kit.plugins entry points (a user's own plugin, the README's example) must not change what the
+# tests see (a duplicate name would fail them): autoload is off here and in every subprocess the tests start;
+# tests/registry/test_plugins.py turns it back on where it tests it (the ``plugin_env`` fixture).
+os.environ["IGPO_KIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
 import pytest
 

@@ -7,6 +7,7 @@ import from here and register their commands on :data:`app`; :mod:`igpo_kit.cli.
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import io
 import os
@@ -22,10 +23,34 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
 out = Console()
 err = Console(stderr=True)
+
+
+class Executor(str, enum.Enum):
+    """Where ``run``/``sweep`` execute: the choices of ``--executor`` (Typer lists them in usage errors)."""
+
+    local = "local"
+    subprocess = "subprocess"
+    slurm = "slurm"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from igpo_kit import __version__
+
+        out.print(f"igpo-kit {__version__}", highlight=False, markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    """IGPO and GRPO for masked diffusion LLMs: recipes, components, runs."""
 
 BIND = typer.Option(None, "-b", "--bind", help="gin binding KEY=VALUE (repeatable)")
 GIN_FILE = typer.Option(None, "-f", "--gin-file", help="extra gin file, parsed after the recipe (repeatable)")

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out, print_table
+from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, Executor, app, err, handle_errors, out, print_table
 
 EXIT_FAILED_CELLS = 4
 
@@ -141,7 +141,7 @@ def sweep(
     max_parallel: Optional[int] = typer.Option(None, "--max-parallel", "-j", help="cells at once: local, >1 runs "
                                                "subprocesses (default 1); slurm, the job array's parallelism "
                                                "limit (default: the resources profile's array_parallelism)"),
-    executor: Optional[str] = typer.Option(None, help="local (default; in this process, or subprocesses with "
+    executor: Optional[Executor] = typer.Option(None, help="local (default; in this process, or subprocesses with "
                                            "--max-parallel) | subprocess | slurm (one job array per resources "
                                            "profile; returns at once). --resume of a Slurm sweep defaults to slurm"),
     cluster: Optional[str] = typer.Option(None, help="slurm: cluster profile (default: the spec's cluster, else "
@@ -165,8 +165,7 @@ def sweep(
     from igpo_kit.sweep import default_sweep_dir, plan, run_cells
     from igpo_kit.sweep import read_manifest as read_sweep_manifest
 
-    if executor is not None and executor not in ("local", "subprocess", "slurm"):
-        raise ConfigError(f"unknown executor {executor!r} for sweeps (local, subprocess, slurm)")
+    executor = Executor(executor).value if executor is not None else None
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}")
     the_spec, resume_dir, recorded_plugins = _load_spec(spec, axis or [], bind or [], gin_file or [], resume)

@@ -13,7 +13,8 @@ from typing import List, Optional
 
 import typer
 
-from igpo_kit.cli.app import BIND, GIN_FILE, PLUGIN, app, err, handle_errors, out, print_table, stdout_to_stderr
+from igpo_kit.cli.app import (BIND, GIN_FILE, PLUGIN, Executor, app, err, handle_errors, out, print_table,
+                              stdout_to_stderr)
 
 if __name__ == "__main__":  # `python -m igpo_kit.cli.main`: run the imported module, so commands register once
     from igpo_kit.cli.main import main as _main
@@ -33,7 +34,7 @@ def run(
     runs_dir: Optional[Path] = typer.Option(None, help="root of run directories (default ./runs or $IGPO_KIT_RUNS)"),
     fresh: bool = typer.Option(False, help="start a new run even if this config already ran"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and print the plan; run nothing, write nothing"),
-    executor: str = typer.Option("local", help="local (in-process) | subprocess (submitit local) | slurm"),
+    executor: Executor = typer.Option(Executor.local, help="local (in-process) | subprocess (submitit local) | slurm"),
     cluster: Optional[str] = typer.Option(None, help="cluster profile (slurm/clusters/NAME.toml)"),
     resources: Optional[str] = typer.Option(None, help="resource profile (slurm/resources/NAME.toml)"),
     slurm_set: Optional[List[str]] = typer.Option(None, "-S", help="Slurm parameter override KEY=VALUE"),
@@ -43,11 +44,8 @@ def run(
     """Run a recipe. Re-running the same config resumes its run directory."""
     from igpo_kit.runner import prepare, run_local
 
+    executor = Executor(executor).value
     plan = prepare(recipe, gin_file or [], bind or [], plugin or [], runs_dir=runs_dir, name=name, fresh=fresh)
-    if executor not in ("local", "subprocess", "slurm"):
-        from igpo_kit.errors import ConfigError
-
-        raise ConfigError(f"unknown executor {executor!r} (local, subprocess, slurm)")
     if dry_run:
         from igpo_kit.launch.memory import memory_lines
 

@@ -241,11 +241,47 @@ def load_plugin(spec: str) -> None:
 
         def load():
             try:
-                return importlib.import_module(spec)
+                return _import_module_or_from_cwd(spec)
             except ModuleNotFoundError as exc:
-                raise ConfigError(f"plugin module {spec!r} cannot be imported: {exc}") from None
+                raise ConfigError(f"plugin module {spec!r} cannot be imported: {exc}{_import_advice(spec, exc)}") from None
 
     _import_plugin(spec, origin=f"plugin {spec}", load=load)
+
+
+def _import_module_or_from_cwd(spec: str):
+    """``import spec``; when its top-level package is missing, retry with the current folder on ``sys.path`` (the
+    ``igpo-kit`` console script, unlike ``python -m``, does not put it there), as ``python -m`` would."""
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if exc.name != spec.split(".")[0] or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)
+        try:
+            return importlib.import_module(spec)
+        except ModuleNotFoundError:
+            sys.path.remove(cwd)
+            raise exc from None
+
+
+def _import_advice(spec: str, exc: ModuleNotFoundError) -> str:
+    """What to do when ``--plugin a.b.c`` cannot be imported: where ``a/`` is (an enclosing folder, found by walking
+    up from the current one), and the three ways to make it importable."""
+    top = spec.split(".")[0]
+    if exc.name is None or exc.name.split(".")[0] != top:
+        return ""  # the plugin module itself imports something missing: the message already names it
+    cwd = Path.cwd()
+    parent = next((d for d in [cwd, *cwd.parents][:6] if (d / top).is_dir() or (d / f"{top}.py").is_file()), None)
+    file = parent / (spec.replace(".", "/") + ".py") if parent else None
+    if parent is not None:
+        advice = (f"; {top} is in {parent}: run from there (cd {parent}), or set PYTHONPATH={parent}, "
+                  f"or install your package (pip install -e <its project folder>)")
+        if file is not None and file.is_file():
+            advice += f", or pass the file: --plugin {file}"
+        return advice
+    return (f"; run igpo-kit from the folder that contains {top}/, or add that folder to PYTHONPATH, or install "
+            f"your package (pip install -e <its project folder>), or pass a .py file path to --plugin")
 
 
 def facade_getattr(kind: str) -> Callable[[str], Any]:

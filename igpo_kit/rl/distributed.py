@@ -33,7 +33,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_deepspeed_config", "make_accelerator", "is_deepspeed"]
+__all__ = ["resolve_deepspeed_config", "make_accelerator", "is_deepspeed", "quiet_deepspeed_on_cpu"]
+
+
+def quiet_deepspeed_on_cpu() -> None:
+    """Without CUDA, tell DeepSpeed its accelerator is the CPU (``DS_ACCELERATOR=cpu``) before anything asks it, so
+    it does not warn "Setting accelerator to CPU. If you have GPU ..." on every CPU run. A value the user set is
+    kept; with CUDA nothing changes (DeepSpeed detects it)."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 def _free_port() -> int:
@@ -129,6 +137,7 @@ def make_accelerator(
     network; the caller keeps the trainable weights in float32 (:mod:`igpo_kit.models.precision`). Under DeepSpeed
     the config's ``bf16`` section decides (bf16 compute, fp32 master weights and optimizer states).
     """
+    quiet_deepspeed_on_cpu()
     from accelerate import Accelerator
 
     if deepspeed_config is None:

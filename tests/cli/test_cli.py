@@ -153,3 +153,38 @@ def test_json_result_is_the_only_stdout(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(r.stdout)
     assert result["steps"] == 2 and Path(result["run_dir"]).is_dir()
+
+
+def test_version():
+    import tomllib
+
+    r = invoke("--version")
+    assert r.exit_code == 0
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert r.stdout.strip() == f"igpo-kit {version}"
+
+
+def _as_console_script(*args, env=None):
+    """Run the CLI as the ``igpo-kit`` console script would (program name igpo-kit)."""
+    code = "import sys; sys.argv[0] = 'igpo-kit'; from igpo_kit.cli.main import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, **(env or {})})
+
+
+def test_shell_completion_of_commands_and_executor_choices():
+    r = _as_console_script("--show-completion", "bash")
+    assert r.returncode == 0, r.stderr
+    assert "_IGPO_KIT_COMPLETE" in r.stdout and "complete" in r.stdout
+    comp = {"_IGPO_KIT_COMPLETE": "complete_bash", "COMP_WORDS": "igpo-kit ru", "COMP_CWORD": "1"}
+    assert _as_console_script(env=comp).stdout.split() == ["run"]
+    comp = {"_IGPO_KIT_COMPLETE": "complete_bash", "COMP_WORDS": "igpo-kit run x --executor ", "COMP_CWORD": "4"}
+    assert _as_console_script(env=comp).stdout.split() == ["local", "subprocess", "slurm"]
+
+
+@pytest.mark.parametrize("command", [["run", "tiny/eval.gin"], ["sweep", "tiny/ablations/entropy_tau.toml"]])
+def test_executor_is_one_of_its_choices(command, tmp_path):
+    r = runner.invoke(app, [*command, "--executor", "slrum"], env={"IGPO_KIT_RUNS": str(tmp_path)})
+    assert r.exit_code == 2
+    text = " ".join((r.output + (r.stderr or "")).split()).replace("│", "")
+    assert "'slrum' is not one of" in " ".join(text.split()) and "'local', 'subprocess', 'slurm'" in " ".join(text.split())
+    assert not any(tmp_path.iterdir())
