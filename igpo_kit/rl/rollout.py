@@ -28,7 +28,8 @@ class RolloutBatch:
             (mean over triggered groups of the fraction of correct extra rollouts), ``replaced_rows_K`` (total K),
             ``mean_hint_ratio`` (mean eta drawn), ``inpaint_hint_tokens`` (mean hint tokens per extra rollout),
             ``rollouts_sampled`` (sampled this step: ``N*G`` plus ``G`` per triggered group),
-            ``final_correctness``, ``grade_timeouts`` and the timings ``rollout_s``, ``inpaint_s``, ``grading_s``.
+            ``final_correctness``, ``grade_timeouts``, ``inpaint_rows_sampled`` (inpainting rows this process sampled:
+            its own, or its share of every process's under balancing) and the timings ``rollout_s``, ``inpaint_s``, ``grading_s``.
     """
 
     sequences: torch.Tensor
@@ -82,6 +83,7 @@ def collect(
     generators: dict[str, torch.Generator],
     trace_cache: dict | None = None,
     grade_pool=None,
+    exchange=None,
 ) -> RolloutBatch:
     """Roll out ``G`` completions for each of the ``N`` examples; rescue all-wrong groups by inpainting.
 
@@ -90,7 +92,9 @@ def collect(
     ``trace_corruption`` (App. J) corrupts the ground-truth trace before it is chunked into hints. Rows are
     replaced per group as the replacement policy selects (``K = min(#correct, floor(lambda*G))`` for IGPO).
     ``grade_pool``: a :class:`~igpo_kit.grading.pool.GradingPool` reused across steps (else each grading call forks
-    its own).
+    its own). ``exchange``: an :class:`~igpo_kit.rl.balance.Exchange` to spread the inpainting rows of every
+    process's triggered groups over all processes (:mod:`igpo_kit.rl.balance`; a collective call: every process calls
+    ``collect`` with one); None: this process inpaints its own groups in one batched call.
     """
     from igpo_kit.hints.chunking import sample_hint_ratios
     from igpo_kit.hints.answer_span import tokenize_trace
@@ -130,7 +134,8 @@ def collect(
     }
     triggered = [n for n in range(N) if wrong_before[n]] if replacement_policy.triggers else []
     K_total, etas, inpaint_correct_total, rescued, inpaint_hints = 0, [], [], 0, 0.0
-    if triggered:
+    rows_sampled = 0
+    if triggered or (exchange is not None and replacement_policy.triggers):  # help the others even with none ours
         rows = [n * G + j for n in triggered for j in range(G)]
         hint_ids = torch.zeros(len(rows), L, dtype=torch.long)
         hmask = torch.zeros(len(rows), L, dtype=torch.bool)
@@ -154,11 +159,18 @@ def collect(
                     hint_ids[k * G + j], hmask[k * G + j] = plan.hint_ids, plan.hint_mask
                 etas += [float(r) for r in ratios]
         t0 = time.perf_counter()
-        sub = sampler(model, ids[rows], attention_mask=pmask[rows], hint_ids=hint_ids.to(ids.device),
-                      hint_mask=hmask.to(ids.device), generator=generators["rollout"])
+        if exchange is None:
+            sub = sampler(model, ids[rows], attention_mask=pmask[rows], hint_ids=hint_ids.to(ids.device),
+                          hint_mask=hmask.to(ids.device), generator=generators["rollout"])
+            sub_sequences, sub_hint_mask, sub_completions = sub.sequences, sub.hint_mask, sub.completions
+            rows_sampled = len(rows)
+        else:
+            sub_sequences, sub_hint_mask, sub_completions, rows_sampled = _inpaint_balanced(
+                model, sampler, ids, pmask, rows, hint_ids, hmask, generators["rollout"], exchange)
         t["inpaint_s"] = time.perf_counter() - t0
-        inpaint_hints = sub.hint_mask.sum(dim=1).float().mean().item()
-        sub_texts = [model.decode(r) for r in sub.completions.tolist()]
+    if triggered:
+        inpaint_hints = sub_hint_mask.sum(dim=1).float().mean().item()
+        sub_texts = [model.decode(r) for r in sub_completions.tolist()]
         t0 = time.perf_counter()
         sub_correct, _ = _grade(grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers, grade_pool)
         sub_fmt = (_grade(format_grader, sub_texts, [golds[r] for r in rows], grade_timeout_s, grade_workers, grade_pool)[0]
@@ -170,8 +182,8 @@ def collect(
             pairs = replacement_policy.select(cand, G, generators["replace"])
             for dst, src in pairs:
                 row, srow = n * G + dst, k * G + src
-                sequences[row] = sub.sequences[srow]
-                hint_mask[row] = sub.hint_mask[srow]
+                sequences[row] = sub_sequences[srow]
+                hint_mask[row] = sub_hint_mask[srow]
                 texts[row] = sub_texts[srow]
                 correct[n, dst], fmt[n, dst] = sub_correct[k * G + src], sub_fmt[k * G + src]
             K_total += len(pairs)
@@ -187,7 +199,25 @@ def collect(
         "inpaint_hint_tokens": inpaint_hints,
         "rollouts_sampled": float(N * G + (G * len(triggered) if triggered else 0)),
         "final_correctness": correct.mean().item(),
+        "inpaint_rows_sampled": float(rows_sampled),
         **t,
     })
     full_mask = torch.cat([pmask, torch.ones_like(sequences[:, pmask.shape[1]:])], dim=1)
     return RolloutBatch(sequences, full_mask, pmask.shape[1], hint_mask, correct, fmt, texts, stats)
+
+
+def _inpaint_balanced(model, sampler, ids, pmask, rows, hint_ids, hmask, generator, exchange):
+    """The inpainting rows ``rows`` of this process sampled through :func:`igpo_kit.rl.balance.inpaint_balanced`:
+    ``(sequences [R, P+L], hint_mask [R, L], completions [R, L], rows sampled here)`` on the model's device."""
+    from igpo_kit.rl.balance import InpaintRow, draw_row_seeds, inpaint_balanced
+
+    seeds = draw_row_seeds(len(rows), generator)  # one per row, from this (owning) process's rollout generator
+    mine = [InpaintRow(exchange.rank, ids[r].cpu(), pmask[r].cpu(), hint_ids[k], hmask[k], seeds[k])
+            for k, r in enumerate(rows)]
+    results, n_sampled = inpaint_balanced(model, sampler, mine, exchange)
+    L = hint_ids.shape[1]
+    completions = (torch.stack([r.completion for r in results]) if results
+                   else torch.zeros(0, L, dtype=torch.long)).to(ids.device)
+    hint_mask = (torch.stack([r.hint_mask for r in results]) if results
+                 else torch.zeros(0, L, dtype=torch.bool)).to(ids.device)
+    return torch.cat([ids[rows], completions], dim=1), hint_mask, completions, n_sampled

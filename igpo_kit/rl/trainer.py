@@ -1,6 +1,7 @@
 """The IGPO / GRPO training loop. It orchestrates registered components and owns nothing else.
 
-Per rollout step (Alg. 1): rollouts + grading + trigger + one batched inpainting call + replacement
+Per rollout step (Alg. 1): rollouts + grading + trigger + one batched inpainting call (with several processes: the
+inpainting rows of all of them spread evenly, :mod:`igpo_kit.rl.balance`) + replacement
 (:func:`igpo_kit.rl.rollout.collect`), advantages (Eq. 2), old and reference log-probs and entropies computed
 ONCE per rollout batch, the entropy filter over hint tokens, then ``mu`` (inner_iters) optimizer steps of the
 clipped surrogate + beta * KL loss (Eq. 3-5), AdamW with linear warmup + decay and gradient clipping. All forward
@@ -43,6 +44,8 @@ class RLSettings:
     backward of the update, and the no-grad pi_old / pi_ref / entropy passes; None: all rows at once).
     gradient_checkpointing: recompute layer activations in the backward pass (:mod:`igpo_kit.models.checkpointing`).
     save_model: write ``<run>/model`` (LoRA merged) at the end (off: benchmarks that time one step of a large model).
+    balance_inpainting: with several processes, spread the inpainting rows of every process's all-wrong groups
+    evenly over all of them (:mod:`igpo_kit.rl.balance`); off: each process inpaints its own groups.
     """
 
     group_size: int = 8
@@ -61,6 +64,7 @@ class RLSettings:
     micro_batch_size: int | None = None
     gradient_checkpointing: bool = False
     save_model: bool = True
+    balance_inpainting: bool = True
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     grade_timeout_s: float = 5.0
@@ -158,6 +162,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     from igpo_kit.grading.pool import GradingPool
     from igpo_kit.models.checkpointing import checkpoint_in_eval, enable_gradient_checkpointing
     from igpo_kit.models.precision import fp32_master_weights
+    from igpo_kit.rl.balance import Exchange
     from igpo_kit.rl.distributed import is_deepspeed, make_accelerator
     from igpo_kit.rl.logprobs import completion_mask, in_micro_batches
     from igpo_kit.rl.rollout import RolloutSetup, collect
@@ -231,6 +236,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                          hint_ratio_high=s.hint_ratio_high, format_grader=c.format_grader,
                          trace_corruption=c.trace_corruption, grade_timeout_s=s.grade_timeout_s,
                          grade_workers=s.grade_workers)
+    exchange = Exchange(rank, world) if world > 1 and s.balance_inpainting else None
     network.eval()  # dropout off everywhere: old/current/ref log-probs come from the same function
     checkpoint_in_eval(network)  # checkpointed layers (if any) recompute in the backward, dropout stays off
     last: dict[str, Any] = {}
@@ -238,7 +244,7 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
         while state.step < s.max_steps:
             t_step = time.perf_counter()
             batch_examples = _next_examples(examples, state, s.prompts_per_step, rank, world, s.seed)
-            batch = collect(policy, batch_examples, setup, gens, trace_cache, grade_pool)
+            batch = collect(policy, batch_examples, setup, gens, trace_cache, grade_pool, exchange=exchange)
             rewards = batch.correctness + s.format_weight * batch.fmt
             adv = c.advantage_estimator(rewards).reshape(-1).to(batch.sequences.device)
             P = batch.prompt_length
@@ -427,7 +433,7 @@ def _check_same_lora(ckpt, saved: dict | None, current: dict | None) -> None:
 #: Keys of every ``metrics.jsonl`` line (token statistics may be ``None`` when no token of that kind was in the loss).
 METRIC_KEYS = (
     # progress
-    "step", "rollout", "epoch", "lr", "rollouts_sampled",
+    "step", "rollout", "epoch", "lr", "rollouts_sampled", "inpaint_rows_sampled",
     # rewards and the rescue (Alg. 1 lines 3-10)
     "reward", "accuracy", "initial_correctness", "final_correctness", "all_wrong_ratio_before",
     "all_wrong_ratio_after", "triggered_groups", "rescued_fraction", "inpainted_correctness", "mean_hint_ratio",
