@@ -29,17 +29,15 @@ def _extracted(completion: str) -> str | None:
 def evaluate_task(model: DiffusionLM, task, *, generator: torch.Generator, batch_size: int, grade_timeout_s: float,
                   grade_workers: int, progress: bool) -> tuple[list[dict], dict]:
     """Generate and grade one task. Returns (rows, metrics)."""
-    from rich.progress import Progress
-
     from igpo_kit.grading.pool import grade_many
+    from igpo_kit.progress import Progress
 
     prompts = [model.chat_prompt(task.prompt.messages(ex), prefill=task.prompt.prefill) for ex in task.examples]
     jobs = [(i, s) for i in range(len(task.examples)) for s in range(task.num_samples)]
     completions: dict[tuple[int, int], str] = {}
     t0 = time.perf_counter()
     n_tokens = 0
-    with Progress(transient=True, disable=not progress) as bar:
-        tid = bar.add_task(f"generating {task.name}", total=len(jobs))
+    with Progress(f"eval {task.name}: samples generated", len(jobs), enabled=progress) as bar:
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
             ids, mask = left_pad([prompts[i] for i, _ in chunk], model.pad_id if model.pad_id is not None else model.eos_id)
@@ -47,7 +45,7 @@ def evaluate_task(model: DiffusionLM, task, *, generator: torch.Generator, batch
             for (i, s), row in zip(chunk, out.completions.tolist()):
                 completions[(i, s)] = model.decode(row)
             n_tokens += out.completions.numel()
-            bar.advance(tid, len(chunk))
+            bar.update(advance=len(chunk))
     gen_s = time.perf_counter() - t0
     texts = [completions[j] for j in jobs]
     golds = [task.examples[i].answer for i, _ in jobs]

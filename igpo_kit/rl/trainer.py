@@ -240,6 +240,10 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
     network.eval()  # dropout off everywhere: old/current/ref log-probs come from the same function
     checkpoint_in_eval(network)  # checkpointed layers (if any) recompute in the backward, dropout stays off
     last: dict[str, Any] = {}
+    from igpo_kit.progress import Progress
+
+    progress = Progress("rl steps", s.max_steps, done=state.step, enabled=acc.is_main_process).start()
+    ok = False
     try:
         while state.step < s.max_steps:
             t_step = time.perf_counter()
@@ -320,11 +324,14 @@ def train_rl(model: DiffusionLM, examples: list, components: Components, setting
                 run.log(metrics)
                 state.metric_lines += 1
                 console.print(_live_line(metrics), highlight=False, markup=False, soft_wrap=True)
+                progress.update(state.step, status=f"rollout {state.rollouts}  reward {metrics.get('reward') or 0:.3f}")
             last = metrics
             if state.rollouts % s.checkpoint_every == 0 or state.step >= s.max_steps:
                 _checkpoint(acc, run, network, optimizer, scheduler, gens, state, s, deepspeed, world, frozen,
                             console)
+        ok = True
     finally:
+        progress.close(ok)
         grade_pool.close()
     if acc.is_main_process and s.save_model:
         out = run.dir / "model"

@@ -540,6 +540,10 @@ def train_sft(
     t_start = time.perf_counter()
     clip = max_grad_norm if max_grad_norm and max_grad_norm > 0 else float("inf")
     network.train()
+    from igpo_kit.progress import Progress
+
+    progress = Progress("sft steps", total_steps, done=step, enabled=main).start()
+    ok = False
     try:
         while step < total_steps:
             if stop_at_step is not None and step >= stop_at_step:
@@ -598,12 +602,15 @@ def train_sft(
             }
             history.append(record)
             log(dict(record))
+            progress.update(step, status=f"loss {last_loss:.3f}")
             if checkpoint_every and step % checkpoint_every == 0 and step < total_steps:
                 checkpoint()
                 saved_step = step
         if saved_step != step:
             checkpoint()
+        ok = True
     finally:
+        progress.close(ok)
         network.train(was_training)
 
     completed = step >= total_steps

@@ -351,10 +351,21 @@ def run_cells(cells: Sequence[PlannedCell], executor: str = "local", max_paralle
     notify = on_update or (lambda c: None)
     if not todo:
         return []
-    if executor == "local" and max_parallel == 1:
-        _run_inprocess(todo, sweep_dir, plugins, notify)
-    else:
-        _run_subprocesses(todo, sweep_dir, plugins, max_parallel, notify)
+    from igpo_kit.progress import Progress
+
+    ended: dict[int, str] = {}  # id(cell) -> "done" | "failed", for cells that ran here
+    with Progress("sweep cells", len(todo)) as progress:
+        def notify_and_count(c: PlannedCell) -> None:
+            notify(c)
+            if c.status in ("done", "failed"):
+                ended[id(c)] = c.status
+                failed = sum(v == "failed" for v in ended.values())
+                progress.update(len(ended), status=f"{failed} failed" if failed else "")
+
+        if executor == "local" and max_parallel == 1:
+            _run_inprocess(todo, sweep_dir, plugins, notify_and_count)
+        else:
+            _run_subprocesses(todo, sweep_dir, plugins, max_parallel, notify_and_count)
     return todo
 
 

@@ -149,10 +149,15 @@ def test_json_result_is_the_only_stdout(tmp_path):
     """Library chatter during a job (DeepSpeed's accelerator banner...) goes to stderr; stdout parses as JSON."""
     r = subprocess.run([sys.executable, "-m", "igpo_kit.cli.main", "run", "tiny/igpo.gin", "--json",
                         "--runs-dir", str(tmp_path), "-b", "entry.rl.max_steps = 2", "-b", "entry.rl.inner_iters = 1"],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "IGPO_KIT_PROGRESS_EVERY": "0"})
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(r.stdout)
     assert result["steps"] == 2 and Path(result["run_dir"]).is_dir()
+    # progress of the steps of max_steps, with the time left, as plain lines (stderr is not a terminal)
+    progress = [ln for ln in r.stderr.splitlines() if ln.startswith("progress: rl steps")]
+    assert progress[0].startswith("progress: rl steps 1/2 (50%)  elapsed ") and "left ~" in progress[0]
+    assert progress[-1].startswith("progress: rl steps 2/2 (100%)  done in ")
 
 
 def test_version():

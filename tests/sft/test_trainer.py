@@ -152,3 +152,13 @@ def test_sft_with_checkpointing_equals_without(tmp_path):
     a, b = strip(logs[False]), strip(logs[True])
     assert len(a) == 2 and [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
     assert [r["grad_norm"] for r in a] == pytest.approx([r["grad_norm"] for r in b], rel=1e-5)
+
+
+def test_progress_lines_with_time_left(tmp_path, capsys, monkeypatch):
+    """Not a terminal (pytest captures stderr): plain ``progress:`` lines with the time left, then a final one."""
+    monkeypatch.setenv("IGPO_KIT_PROGRESS_EVERY", "0")
+    train_sft(_model(), _examples(4), plain(), run_dir=tmp_path, **_kwargs(max_steps=3, checkpoint_every=0))
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("progress: sft steps")]
+    assert lines[0].startswith("progress: sft steps 1/3 (33%)  elapsed ") and "  left ~" in lines[0]
+    assert "  loss " in lines[0]
+    assert lines[-1].startswith("progress: sft steps 3/3 (100%)  done in ")

@@ -34,7 +34,8 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-def test_tiny_sweep_end_to_end(tmp_path):
+def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("IGPO_KIT_PROGRESS_EVERY", "0")  # a progress line at every update (not a terminal here)
     spec = tmp_path / "e2e.toml"
     spec.write_text(textwrap.dedent(SPEC))
     sd = tmp_path / "sweep"
@@ -51,6 +52,10 @@ def test_tiny_sweep_end_to_end(tmp_path):
         assert [x["step"] for x in lines] == [1, 2] and "all_wrong_ratio_before" in lines[0]
         assert c["seconds"] > 0 and c["bindings"][0] == "entry.rl.max_steps = 2"
     assert "replacement_policy.none()" in (sd / m["cells"][1]["run_dir"] / "config.gin").read_text()
+    # progress: the sweep's cells here, each cell's RL steps (with time left) in its log, as a Slurm log has them
+    assert "progress: sweep cells 2/2 (100%)  done in " in r.stderr
+    log = (sd / m["cells"][0]["log"]).read_text()
+    assert "progress: rl steps 1/2 (50%)  elapsed " in log and "progress: rl steps 2/2 (100%)  done in " in log
     # rerun: every cell is DONE, nothing runs
     r = invoke("sweep", spec, "--sweep-dir", sd)
     assert r.exit_code == 0 and "2 done, 0 to run" in r.stdout.replace("\n", " ")
