@@ -129,14 +129,9 @@ def build_model(sizes: dict, device: str, dtype: torch.dtype, seed: int = 0):
                                   mask_token_id=tok.mask_token_id, eos_token_id=tok.eos_token_id,
                                   pad_token_id=tok.pad_token_id)
     devices = [torch.device(device).index or 0] if device == "cuda" else []
-    default = torch.get_default_dtype()
-    with torch.random.fork_rng(devices=devices), torch.device(device):
+    with torch.random.fork_rng(devices=devices), torch.device(device):  # built on the device, in its dtype
         torch.manual_seed(seed)
-        torch.set_default_dtype(dtype)
-        try:
-            network = AutoModel.from_config(config)
-        finally:
-            torch.set_default_dtype(default)
+        network = AutoModel.from_config(config, dtype=dtype)
     fields = {f.name for f in dataclasses.fields(DiffusionLM)}
     kwargs = dict(network=network.eval(), tokenizer=tok, mask_id=tok.mask_token_id, eos_id=tok.eos_token_id,
                   eot_id=tok.convert_tokens_to_ids("<|eot_id|>"), pad_id=tok.eos_token_id, logits_slice=True,
