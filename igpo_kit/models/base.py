@@ -1,6 +1,9 @@
 """The adapter every sampler, log-prob estimator and trainer talks to: a masked diffusion LM.
 
-``f_theta(x)`` (spec sec. 0) is the mask predictor: full bidirectional attention, logits ``[B, T, V]``.
+``f_theta(x)`` (spec sec. 0) is the mask predictor: full bidirectional attention, logits ``[B, T, V]`` where the
+logits at position ``i`` score the token at ``i`` -- for every model. Checkpoints with the autoregressive
+convention (Dream: logits at ``i`` score token ``i + 1``) set ``logits_shift = 1`` and this adapter undoes the
+shift, once, here.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class DiffusionLM:
     logits_slice: bool = False
     suppress_mask: bool = False
     padding_mask_4d: bool = False
+    padding_position_ids: bool = False
+    logits_shift: int = 0
+    kv_cache: bool = False
+    max_positions: int | None = None
     name: str = "model"
     meta: dict = field(default_factory=dict)
 
@@ -50,13 +57,40 @@ class DiffusionLM:
     def vocab_size(self) -> int:
         return self.network.get_output_embeddings().weight.shape[0]
 
+    def check_length(self, length: int, what: str = "input") -> None:
+        """Refuse a sequence longer than ``max_positions`` (a ConfigError, before any forward pass)."""
+        if self.max_positions is not None and length > self.max_positions:
+            from igpo_kit.errors import ConfigError
+
+            raise ConfigError(f"{what} of {length} tokens is longer than {self.name}'s maximum of {self.max_positions} "
+                              "positions (max_sequence_length / max_position_embeddings in its config.json): shorten "
+                              "the prompt or gen_length")
+
+    def _source(self, length: int, positions: slice | None, device) -> torch.Tensor | None:
+        """Network positions whose logits score the tokens at ``positions`` (``[T']``), or None for all unshifted."""
+        if positions is None and not self.logits_shift:
+            return None
+        idx = torch.arange(length, device=device)
+        idx = idx if positions is None else idx[positions]
+        return (idx - self.logits_shift).clamp(min=0)
+
+    def _kwargs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"input_ids": input_ids}
+        if attention_mask is not None:  # no `.all()` test here: it would sync host and device on every forward
+            mask = attention_mask.bool()
+            kwargs["attention_mask"] = mask[:, None, None, :] if self.padding_mask_4d else attention_mask
+            if self.padding_position_ids:
+                kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        return kwargs
+
     def logits(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         positions: slice | None = None,
+        kv_cache=None,
     ) -> torch.Tensor:
-        """Mask-predictor logits.
+        """Mask-predictor logits; the logits at position ``i`` score the token at ``i``.
 
         Args:
             input_ids: ``[B, T]`` token ids (``mask_id`` where masked).
@@ -64,20 +98,54 @@ class DiffusionLM:
                 padded (callers test that once per batch, not once per forward).
             positions: if given, only logits for ``positions`` (a slice of T) are returned: ``[B, T', V]``; the LM
                 head is applied to those positions only when the network allows it.
+            kv_cache: a :class:`~igpo_kit.models.kv_cache.KVCache` from :meth:`logits_and_cache` (needs
+                ``positions``, a contiguous slice): only the window ``positions`` runs through the network, the other
+                positions' keys/values come from the cache.
         Returns:
             float logits ``[B, T, V]`` (or ``[B, T', V]``), in the network's dtype.
         """
-        kwargs: dict[str, Any] = {"input_ids": input_ids}
-        if attention_mask is not None:  # no `.all()` test here: it would sync host and device on every forward
-            mask = attention_mask.bool()
-            kwargs["attention_mask"] = mask[:, None, None, :] if self.padding_mask_4d else attention_mask
-        if positions is not None and self.logits_slice:
-            idx = torch.arange(input_ids.shape[1], device=input_ids.device)[positions]
-            kwargs["logits_to_keep"] = idx
-            out = self.network(**kwargs).logits
+        self.check_length(input_ids.shape[1])
+        if kv_cache is not None:
+            out = self._window_logits(input_ids, attention_mask, positions, kv_cache)
         else:
-            out = self.network(**kwargs).logits
-            out = out if positions is None else out[:, positions]
+            src = self._source(input_ids.shape[1], positions, input_ids.device)
+            kwargs = self._kwargs(input_ids, attention_mask)
+            if src is not None and self.logits_slice:
+                out = self.network(**kwargs, logits_to_keep=src).logits
+            else:
+                out = self.network(**kwargs).logits
+                out = out if src is None else out[:, src]
+        return self._suppress(out)
+
+    def logits_and_cache(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, positions: slice | None = None
+    ):
+        """One full forward that also refreshes the key/value cache of all T positions (block decoding).
+
+        Returns:
+            logits as :meth:`logits` (uncached) and the :class:`~igpo_kit.models.kv_cache.KVCache`.
+        """
+        if not self.kv_cache:
+            raise ValueError(f"{self.name} has no key/value cache (native LLaDA / Dream only)")
+        self.check_length(input_ids.shape[1])
+        src = self._source(input_ids.shape[1], positions, input_ids.device)
+        out = self.network(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=src, use_cache=True)
+        return self._suppress(out.logits), out.kv_cache
+
+    def _window_logits(self, input_ids, attention_mask, positions, kv_cache) -> torch.Tensor:
+        """Logits of the tokens at ``positions`` from a window step (a shifted model runs one position earlier)."""
+        if not self.kv_cache:
+            raise ValueError(f"{self.name} has no key/value cache (native LLaDA / Dream only)")
+        start, stop, step = positions.indices(input_ids.shape[1]) if positions is not None else (0, 0, 0)
+        if positions is None or step != 1 or stop <= start:
+            raise ValueError("a cached forward needs positions = a non-empty contiguous slice (the window)")
+        first = max(start - self.logits_shift, 0)
+        keep = torch.arange(start, stop, device=input_ids.device) - self.logits_shift
+        out = self.network(input_ids=input_ids[:, first:stop], attention_mask=attention_mask, kv_cache=kv_cache,
+                           window_start=first, logits_to_keep=keep.clamp(min=0) - first)
+        return out.logits
+
+    def _suppress(self, out: torch.Tensor) -> torch.Tensor:
         if self.suppress_mask:
             out = out.clone() if out.requires_grad else out
             out[..., self.mask_id] = torch.finfo(out.dtype).min

@@ -1,8 +1,12 @@
 """A tiny masked diffusion LM and tokenizer, built entirely offline (no hub access).
 
-The network is a Llama-style decoder with full bidirectional attention (``GemmaForCausalLM`` with
-``use_bidirectional_attention=True``: the LLaDA architecture in miniature). The tokenizer is character-level
-with LLaDA's special tokens and LLaDA-8B-Instruct's chat template, so prompts look like the real ones.
+``architecture='llada'``: a Llama-style decoder with full bidirectional attention (``GemmaForCausalLM`` with
+``use_bidirectional_attention=True``: the LLaDA architecture in miniature); the tokenizer is character-level with
+LLaDA's special tokens and LLaDA-8B-Instruct's chat template, so prompts look like the real ones.
+
+``architecture='dream'``: the kit's native :class:`~igpo_kit.models.dream.DreamModel` at toy size (grouped-query
+attention with q/k/v biases, shifted logits undone by the adapter), with a character-level tokenizer carrying
+Dream's special tokens and its (Qwen2.5) chat template.
 """
 
 from __future__ import annotations
@@ -31,6 +35,15 @@ LLADA_CHAT_TEMPLATE = (
     "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
+DREAM_SPECIALS = ["<|endoftext|>", "<|mask|>", "<|im_start|>", "<|im_end|>", "<|beginoftext|>", "<|unk|>"]
+DREAM_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}<|im_start|>system\n{{ messages[0]['content'] }}<|im_end|>\n"
+    "{% else %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "{% for m in messages %}{% if not (m['role'] == 'system' and loop.first) %}"
+    "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+ARCHITECTURES = ("llada", "dream")
 META_FILE = "igpo_kit_model.json"
 
 
@@ -56,7 +69,31 @@ def build_tokenizer():
     return tok
 
 
+def build_dream_tokenizer():
+    """Character-level ``PreTrainedTokenizerFast`` with Dream's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(DREAM_SPECIALS + [c for c in dict.fromkeys(CHARS)])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<|unk|>"))
+    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<|endoftext|>", eos_token="<|endoftext|>", mask_token="<|mask|>",
+        bos_token="<|beginoftext|>", unk_token="<|unk|>", extra_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
+    tok.chat_template = DREAM_CHAT_TEMPLATE
+    return tok
+
+
 def _wrap(network, tok, name: str) -> DiffusionLM:
+    if getattr(network.config, "model_type", None) == "Dream":
+        return DiffusionLM(
+            network=network, tokenizer=tok, mask_id=tok.mask_token_id, eos_id=tok.eos_token_id,
+            eot_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_id=tok.pad_token_id, logits_slice=True,
+            suppress_mask=True, logits_shift=1, kv_cache=True,
+            max_positions=network.config.max_position_embeddings, name=name,
+        )
     return DiffusionLM(
         network=network,
         tokenizer=tok,
@@ -67,6 +104,7 @@ def _wrap(network, tok, name: str) -> DiffusionLM:
         logits_slice=True,
         suppress_mask=True,
         padding_mask_4d=True,
+        max_positions=network.config.max_position_embeddings,
         name=name,
     )
 
@@ -79,11 +117,14 @@ def tiny(
     max_positions: int = 2048,
     seed: int = 0,
     path: str | None = None,
+    architecture: str = "llada",
 ) -> DiffusionLM:
     """A tiny bidirectional dLLM, randomly initialised from ``seed`` or loaded from ``path`` (see :func:`save`).
 
     Args:
         hidden_size, num_layers, num_heads, intermediate_size, max_positions: architecture of a new model.
+        architecture: ``llada`` (Gemma-based, LLaDA's tokens and chat template) or ``dream`` (the native Dream class:
+            GQA with ``num_heads // 2`` key/value heads, q/k/v biases, shifted logits; Dream's tokens and template).
         seed: initialisation seed (a private generator; the global RNG is restored afterwards).
         path: a directory written by :func:`save` (e.g. an SFT checkpoint); overrides the architecture.
     """
@@ -95,8 +136,19 @@ def tiny(
             from igpo_kit.errors import ConfigError
 
             raise ConfigError(f"model.tiny: no saved model at {path} (expected config.json written by save())")
-        network = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32)
+        if json.loads((p / "config.json").read_text()).get("model_type") == "Dream":
+            from igpo_kit.models.dream import DreamModel
+
+            network = DreamModel.from_pretrained(p, dtype=torch.float32)
+        else:
+            network = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32)
         return _wrap(network.eval(), AutoTokenizer.from_pretrained(p), name=f"tiny:{p}")
+    if architecture not in ARCHITECTURES:
+        from igpo_kit.errors import ConfigError
+
+        raise ConfigError(f"model.tiny.architecture = {architecture!r}: use one of {', '.join(ARCHITECTURES)}")
+    if architecture == "dream":
+        return _tiny_dream(hidden_size, num_layers, num_heads, intermediate_size, max_positions, seed)
     tok = build_tokenizer()
     config = GemmaConfig(
         vocab_size=len(tok),
@@ -117,6 +169,22 @@ def tiny(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = GemmaForCausalLM(config)
+    return _wrap(network.eval(), tok, name="tiny")
+
+
+def _tiny_dream(hidden_size, num_layers, num_heads, intermediate_size, max_positions, seed) -> DiffusionLM:
+    from igpo_kit.models.dream import DreamConfig, DreamModel
+
+    tok = build_dream_tokenizer()
+    config = DreamConfig(
+        vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=max(num_heads // 2, 1),
+        max_position_embeddings=max_positions, rope_theta=1e6, mask_token_id=tok.mask_token_id,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = DreamModel(config)
     return _wrap(network.eval(), tok, name="tiny")
 
 

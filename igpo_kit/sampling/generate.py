@@ -232,11 +232,12 @@ def generate(
     if prompt_ids.dim() != 2:
         raise ConfigError(f"sampler: prompt_ids must be [B, P], got shape {tuple(prompt_ids.shape)}")
 
+    batch, plen = prompt_ids.shape
+    total = plen + gen_length
+    model.check_length(total, f"prompt ({plen} tokens) + gen_length ({gen_length})")
     device = model.device
     mask_id = model.mask_id
     prompt_ids = prompt_ids.to(device)
-    batch, plen = prompt_ids.shape
-    total = plen + gen_length
 
     with torch.inference_mode():
         x = torch.full((batch, total), mask_id, dtype=torch.long, device=device)

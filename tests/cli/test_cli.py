@@ -132,7 +132,7 @@ def test_trust_remote_code_needed_but_not_set(tmp_path):
     (ckpt / "config.json").write_text(json.dumps({"model_type": "llada", "auto_map": {
         "AutoConfig": "configuration_llada.LLaDAConfig", "AutoModel": "modeling_llada.LLaDAModelLM"}}))
     r = runner.invoke(app, ["run", "eval/llada_paper.gin", "--runs-dir", str(tmp_path / "runs"),
-                            "-b", f"MODEL_PATH = '{ckpt}'", "-b", "model.llada.trust_remote_code = False"])
+                            "-b", f"MODEL_PATH = '{ckpt}'", "-b", "model.llada.implementation = 'remote'"])
     assert r.exit_code == 2, r.output
     assert "trust_remote_code" in r.output and "model.llada.trust_remote_code = True" in r.output.replace("\n", "")
 
