@@ -16,6 +16,7 @@ Conventions (both architectures):
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,9 @@ class NativeDiffusionModel(PreTrainedModel):
 
         target = Path(save_directory)
         source = getattr(self, "_igpo_kit_code_dir", None)
+        for name in ("generation_config.json",):  # the upstream code may read it (Dream's from_pretrained does)
+            if source is not None and (source / name).is_file() and not (target / name).exists():
+                shutil.copyfile(source / name, target / name)
         if copy_code(source, self.config, target) and getattr(self.config, "auto_map", None):
             cfg = json.loads((target / "config.json").read_text())
             cfg["auto_map"] = self.config.auto_map

@@ -53,7 +53,7 @@ def test_paper_eval_dry_run_writes_nothing(tmp_path):
     r = invoke("run", "recipes/eval/llada_paper.gin", "--dry-run", "--runs-dir", tmp_path / "runs")
     assert r.exit_code == 0, r.output
     assert "amc/sampler.low_confidence.temperature = %AMC_TEMPERATURE" in r.stdout
-    assert "AMC_TEMPERATURE = 0.5" in r.stdout and "trust_remote_code = True" in r.stdout
+    assert "AMC_TEMPERATURE = 0.5" in r.stdout and "model.llada.implementation = 'native'" in r.stdout
     assert not (tmp_path / "runs").exists()
 
 
