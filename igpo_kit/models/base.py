@@ -53,6 +53,11 @@ class DiffusionLM:
     def device(self) -> torch.device:
         return next(self.network.parameters()).device
 
+    def to(self, device=None, dtype=None) -> "DiffusionLM":
+        """Move (and/or cast) the network in place; returns ``self``."""
+        self.network.to(device=device, dtype=dtype)
+        return self
+
     @property
     def vocab_size(self) -> int:
         return self.network.get_output_embeddings().weight.shape[0]

@@ -1,8 +1,11 @@
 """A tiny masked diffusion LM and tokenizer, built entirely offline (no hub access).
 
-``architecture='llada'``: a Llama-style decoder with full bidirectional attention (``GemmaForCausalLM`` with
+``architecture='gemma'`` (the default): a Llama-style decoder with full bidirectional attention (``GemmaForCausalLM`` with
 ``use_bidirectional_attention=True``: the LLaDA architecture in miniature); the tokenizer is character-level with
 LLaDA's special tokens and LLaDA-8B-Instruct's chat template, so prompts look like the real ones.
+
+``architecture='llada'``: the kit's native :class:`~igpo_kit.models.llada.LLaDAModelLM` at toy size with the same
+tokenizer (the K/V cache interface of :mod:`igpo_kit.models.kv_cache`).
 
 ``architecture='dream'``: the kit's native :class:`~igpo_kit.models.dream.DreamModel` at toy size (grouped-query
 attention with q/k/v biases, shifted logits undone by the adapter), with a character-level tokenizer carrying
@@ -43,7 +46,7 @@ DREAM_CHAT_TEMPLATE = (
     "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-ARCHITECTURES = ("llada", "dream")
+ARCHITECTURES = ("gemma", "llada", "dream")
 META_FILE = "igpo_kit_model.json"
 
 
@@ -87,24 +90,25 @@ def build_dream_tokenizer():
 
 
 def _wrap(network, tok, name: str) -> DiffusionLM:
-    if getattr(network.config, "model_type", None) == "Dream":
-        return DiffusionLM(
-            network=network, tokenizer=tok, mask_id=tok.mask_token_id, eos_id=tok.eos_token_id,
-            eot_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_id=tok.pad_token_id, logits_slice=True,
-            suppress_mask=True, logits_shift=1, kv_cache=True,
-            max_positions=network.config.max_position_embeddings, name=name,
-        )
+    """The adapter for a tiny network: Gemma (4-D key mask), native LLaDA or native Dream (2-D mask, K/V cache;
+    Dream's shifted logits)."""
+    model_type = getattr(network.config, "model_type", None)
+    native = model_type in ("llada", "Dream")
+    eot = "<|im_end|>" if model_type == "Dream" else "<|eot_id|>"
+    positions = network.config.max_sequence_length if model_type == "llada" else network.config.max_position_embeddings
     return DiffusionLM(
         network=network,
         tokenizer=tok,
         mask_id=tok.mask_token_id,
         eos_id=tok.eos_token_id,
-        eot_id=tok.convert_tokens_to_ids("<|eot_id|>"),
+        eot_id=tok.convert_tokens_to_ids(eot),
         pad_id=tok.pad_token_id,
         logits_slice=True,
         suppress_mask=True,
-        padding_mask_4d=True,
-        max_positions=network.config.max_position_embeddings,
+        padding_mask_4d=not native,
+        logits_shift=1 if model_type == "Dream" else 0,
+        kv_cache=native,
+        max_positions=positions,
         name=name,
     )
 
@@ -117,75 +121,103 @@ def tiny(
     max_positions: int = 2048,
     seed: int = 0,
     path: str | None = None,
-    architecture: str = "llada",
+    architecture: str = "gemma",
+    vocab_size: int | None = None,
 ) -> DiffusionLM:
     """A tiny bidirectional dLLM, randomly initialised from ``seed`` or loaded from ``path`` (see :func:`save`).
 
     Args:
         hidden_size, num_layers, num_heads, intermediate_size, max_positions: architecture of a new model.
-        architecture: ``llada`` (Gemma-based, LLaDA's tokens and chat template) or ``dream`` (the native Dream class:
-            GQA with ``num_heads // 2`` key/value heads, q/k/v biases, shifted logits; Dream's tokens and template).
         seed: initialisation seed (a private generator; the global RNG is restored afterwards).
         path: a directory written by :func:`save` (e.g. an SFT checkpoint); overrides the architecture.
+        architecture: ``gemma`` (bidirectional Gemma with LLaDA's tokens and chat template), ``llada`` (the native
+            LLaDA class, same tokenizer; has the K/V cache) or ``dream`` (the native Dream class: GQA with
+            ``num_heads // 2`` key/value heads, q/k/v biases, shifted logits; Dream's tokens and chat template).
+        vocab_size: the model's vocabulary (>= the tokenizer's; None = the tokenizer's), e.g. 126464 to measure
+            speed at LLaDA's LM-head size; ids past the tokenizer are never produced by it.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GemmaConfig, GemmaForCausalLM
-
     if path is not None:
-        p = Path(path)
-        if not (p / "config.json").exists():
-            from igpo_kit.errors import ConfigError
-
-            raise ConfigError(f"model.tiny: no saved model at {path} (expected config.json written by save())")
-        if json.loads((p / "config.json").read_text()).get("model_type") == "Dream":
-            from igpo_kit.models.dream import DreamModel
-
-            network = DreamModel.from_pretrained(p, dtype=torch.float32)
-        else:
-            network = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32)
-        return _wrap(network.eval(), AutoTokenizer.from_pretrained(p), name=f"tiny:{p}")
+        return _load_saved(Path(path))
     if architecture not in ARCHITECTURES:
         from igpo_kit.errors import ConfigError
 
         raise ConfigError(f"model.tiny.architecture = {architecture!r}: use one of {', '.join(ARCHITECTURES)}")
-    if architecture == "dream":
-        return _tiny_dream(hidden_size, num_layers, num_heads, intermediate_size, max_positions, seed)
-    tok = build_tokenizer()
-    config = GemmaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
-        head_dim=hidden_size // num_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_positions,
-        use_bidirectional_attention=True,
-        tie_word_embeddings=False,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-        attn_implementation="sdpa",
-    )
+    tok = build_dream_tokenizer() if architecture == "dream" else build_tokenizer()
+    vocab = max(vocab_size or 0, len(tok))
+    config = BUILDERS[architecture](tok, vocab, hidden_size, num_layers, num_heads, intermediate_size, max_positions)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        network = GemmaForCausalLM(config)
+        network = _network_class(config)(config)
     return _wrap(network.eval(), tok, name="tiny")
 
 
-def _tiny_dream(hidden_size, num_layers, num_heads, intermediate_size, max_positions, seed) -> DiffusionLM:
-    from igpo_kit.models.dream import DreamConfig, DreamModel
+def _network_class(config):
+    from transformers import GemmaForCausalLM
 
-    tok = build_dream_tokenizer()
-    config = DreamConfig(
-        vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=intermediate_size,
+    from igpo_kit.models.dream import DreamModel
+    from igpo_kit.models.llada import LLaDAModelLM
+
+    return {"llada": LLaDAModelLM, "Dream": DreamModel}.get(config.model_type, GemmaForCausalLM)
+
+
+def _load_saved(p: Path) -> DiffusionLM:
+    from transformers import AutoTokenizer
+
+    if not (p / "config.json").exists():
+        from igpo_kit.errors import ConfigError
+
+        raise ConfigError(f"model.tiny: no saved model at {p} (expected config.json written by save())")
+    from transformers import AutoModelForCausalLM
+
+    from igpo_kit.models.dream import DreamModel
+    from igpo_kit.models.llada import LLaDAModelLM
+
+    model_type = json.loads((p / "config.json").read_text()).get("model_type")
+    cls = {"llada": LLaDAModelLM, "Dream": DreamModel}.get(model_type, AutoModelForCausalLM)
+    network = cls.from_pretrained(p, dtype=torch.float32)
+    return _wrap(network.eval(), AutoTokenizer.from_pretrained(p), name=f"tiny:{p}")
+
+
+def _gemma_config(tok, vocab, hidden_size, num_layers, num_heads, intermediate_size, max_positions):
+    from transformers import GemmaConfig
+
+    return GemmaConfig(
+        vocab_size=vocab, hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
+        num_key_value_heads=num_heads, head_dim=hidden_size // num_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max_positions, use_bidirectional_attention=True, tie_word_embeddings=False,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+        attn_implementation="sdpa",
+    )
+
+
+def _llada_config(tok, vocab, hidden_size, num_layers, num_heads, intermediate_size, max_positions):
+    """LLaDA-8B-Instruct's architecture settings (llama blocks, RMSNorm, rope theta 500000 in float32, no biases,
+    untied head) at the given sizes."""
+    from igpo_kit.models.llada import LLaDAConfig
+
+    return LLaDAConfig(
+        d_model=hidden_size, n_heads=num_heads, n_kv_heads=num_heads, n_layers=num_layers,
+        mlp_hidden_size=intermediate_size, activation_type="silu", block_type="llama", vocab_size=vocab,
+        embedding_size=vocab, max_sequence_length=max_positions, rope=True, rope_full_precision=True,
+        rope_theta=500000.0, layer_norm_type="rms", rms_norm_eps=1e-5, include_bias=False, weight_tying=False,
+        attention_dropout=0.0, mask_token_id=tok.mask_token_id, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+    )
+
+
+def _dream_config(tok, vocab, hidden_size, num_layers, num_heads, intermediate_size, max_positions):
+    """Dream-v0-Instruct-7B's architecture settings (GQA, q/k/v biases, rope theta 1e6) at the given sizes."""
+    from igpo_kit.models.dream import DreamConfig
+
+    return DreamConfig(
+        vocab_size=vocab, hidden_size=hidden_size, intermediate_size=intermediate_size,
         num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=max(num_heads // 2, 1),
         max_position_embeddings=max_positions, rope_theta=1e6, mask_token_id=tok.mask_token_id,
         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        network = DreamModel(config)
-    return _wrap(network.eval(), tok, name="tiny")
+
+
+BUILDERS = {"gemma": _gemma_config, "llada": _llada_config, "dream": _dream_config}
 
 
 def save(model: DiffusionLM, path: str | Path) -> Path:
