@@ -42,7 +42,7 @@ def test_sft_recipes_validate_and_paper_dry_run(tmp_path):
     text = r.stdout
     for line in ("entry.sft.lr = 5e-06", "entry.sft.warmup_steps = 200", "entry.sft.min_lr = 1e-06",
                  "entry.sft.decay_fraction = 0.1", "entry.sft.epochs = 100.0", "entry.sft.max_length = %MAX_LENGTH",
-                 "MAX_LENGTH = 1024", "trust_remote_code = True", "dataset.jsonl.trace_field = 'trace'",
+                 "MAX_LENGTH = 1024", "model.llada.implementation = 'native'", "dataset.jsonl.trace_field = 'trace'",
                  # Table 2 per device: 4 rows x 8 accumulation, x 64 tasks = 2048 rows; bf16 + ZeRO-2 on GPU
                  "entry.sft.batch_size = 4", "entry.sft.grad_accum = 8", "entry.sft.mixed_precision = 'auto'",
                  "entry.sft.deepspeed_config = 'recipes/deepspeed/zero2.json'", "model.llada.device = 'cpu'"):
