@@ -51,7 +51,7 @@ def build_checkpoint(family: str, folder: Path, sizes: dict, seed: int = 0) -> P
 
     from igpo_kit.models.remote import remote_config, remote_model_class
 
-    src = Path(os.environ.get("IGPO_KIT_SHARED", SHARED.parent)) / "models" / family
+    src = Path(os.environ.get("IGPO_KIT_SHARED", SHARED.parent)) / "models" / family  # ../shared/models
     if not (src / "config.json").is_file():
         sys.exit(f"{src} is absent: this benchmark needs the real upstream files of ../shared/models/{family}")
     for f in src.iterdir():

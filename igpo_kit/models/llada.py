@@ -97,6 +97,18 @@ class LLaDAConfig(PretrainedConfig):
     def hidden_size(self) -> int:
         return self.d_model
 
+    @property
+    def num_key_value_heads(self) -> int:
+        return self.effective_n_kv_heads
+
+    @property
+    def intermediate_size(self) -> int:
+        return self.mlp_hidden_size or self.mlp_ratio * self.d_model
+
+    @property
+    def max_position_embeddings(self) -> int:
+        return self.max_sequence_length
+
     def unsupported(self) -> list[str]:
         """Settings of this config the native class does not implement (``key=value``), empty if none."""
         bad = [f"{k}={getattr(self, k, None)!r}" for k, ok in SUPPORTED.items() if getattr(self, k, ok[0]) not in ok]
