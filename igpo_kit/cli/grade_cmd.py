@@ -106,6 +106,7 @@ def grade(
 
 def _write_verdicts(path, rows, names, graders, cmp, completions, golds, extracted_answer) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    timed_out = {name: set(cmp.reports[name].timeout_indices) for name in names}
     with path.open("w") as f:
         for i, row in enumerate(rows):
             rec = {"index": i}
@@ -115,7 +116,7 @@ def _write_verdicts(path, rows, names, graders, cmp, completions, golds, extract
             rec["verdicts"] = {
                 name: {"correct": cmp.verdicts[name][i], "score": cmp.reports[name].scores[i],
                        "answer": extracted_answer(graders[name], completions[i]),
-                       "timeout": i in set(cmp.reports[name].timeout_indices)}
+                       "timeout": i in timed_out[name]}
                 for name in names
             }
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")

@@ -40,6 +40,7 @@ __all__ = ["GradeReport", "GradingPool", "grade_many", "IN_PROCESS_BELOW"]
 IN_PROCESS_BELOW = 8
 _INNER_FRACTION = 0.8  # in-worker budget of a self-timed grader, as a fraction of the parent's timeout
 _MAX_CHUNK = 32
+_PREFETCH_CHARS = 16_000  # a chunk this small is sent to a busy worker ahead of time (the pipe buffer holds it)
 
 
 @dataclass
@@ -249,7 +250,10 @@ class GradingPool:
             while tally.done < n:
                 now = time.monotonic()
                 for w in list(self._live):
-                    if not w.current and pending:
+                    # a second chunk goes to a busy worker ahead of its results (no idle round trip between chunks)
+                    # when it is small enough never to block on a full pipe while the worker is busy
+                    while pending and (not w.current or (len(w.current) <= chunk
+                                                         and _text_size(pending[0], completions, golds) < _PREFETCH_CHARS)):
                         idxs = pending.popleft()
                         try:
                             w.conn.send((grader, [(i, completions[i], golds[i]) for i in idxs]))
@@ -259,8 +263,9 @@ class GradingPool:
                             self._spawn()
                             self.respawns += 1
                             break
+                        if not w.current:
+                            w.since = now
                         w.current.extend(idxs)
-                        w.since = now
                 busy = [w for w in self._live if w.current]
                 if not busy:
                     self._ensure_workers()  # every worker was retired: start fresh ones
@@ -308,6 +313,10 @@ class GradingPool:
         finally:
             tally.close()
         return tally.report(time.perf_counter() - t0, in_process=False)
+
+
+def _text_size(idxs: list[int], completions: Sequence[str], golds: Sequence[str]) -> int:
+    return sum(len(completions[i]) + len(golds[i]) for i in idxs)
 
 
 class _Tally:

@@ -115,3 +115,17 @@ def test_describe_grader_lists_extraction_rules():
     for needle in ("broken closing tag", "unclosed box", "box after </answer>", "20 white hats -> 20",
                    "reduced_fractions"):
         assert needle in text, needle
+
+
+def test_pathological_answers_time_out_and_are_reported(tmp_path):
+    towers = ["\\frac{1}{\\frac{1}{\\frac{1}{" * 30 + "x" + "}}}" * 30, "9^{9^{9^{9^{9^{9^{9}}}}}}"]
+    rows = [{"completion": f"<answer>\\boxed{{{t}}}</answer>", "gold": "3"} for t in towers]
+    rows += [{"completion": f"<answer>\\boxed{{{i}}}</answer>", "gold": str(i)} for i in range(8)]
+    path = tmp_path / "towers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "v.jsonl"
+    r = runner.invoke(app, ["grade", str(path), "--json", "--timeout", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["correct"] == 8 and res["timeouts"] == 2
+    assert [v["verdicts"]["math"]["timeout"] for v in rows_of(out)] == [True, True] + [False] * 8

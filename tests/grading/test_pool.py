@@ -163,3 +163,17 @@ def test_quick_scores_are_decided_in_process_and_the_rest_pooled():
     assert not report.in_process  # 8 undecided answers went to the pool
     small = grade_many(g, comps, golds, timeout_s=0.5)
     assert small.in_process and small.timeout_indices == [3]  # 2 undecided: main thread
+
+
+def test_math_grader_pool_stays_warm_across_calls():
+    """The RL loop's usage: one pool, many grading calls; workers are forked once, after math-verify was warmed."""
+    g = graders.math()
+    comps = [boxed(x) for x in ("\\frac{\\sqrt{3}}{3}", "7i - 2", "\\text{(B)}", "x^2 + 1")] * 3
+    golds = ["\\sqrt{3}/3", "-2 + 7i", "\\text{(C)}", "x^2+1"] * 3
+    with GradingPool(workers=2) as pool:
+        first = grade_many(g, comps, golds, pool=pool, timeout_s=30)
+        pids = pool.pids
+        second = grade_many(g, comps, golds, pool=pool, timeout_s=30)
+        assert pool.pids == pids and pool.respawns == 0
+    assert first.scores == second.scores == [1.0, 1.0, 0.0, 1.0] * 3
+    assert not first.in_process and graders._MV_STATE.get("warm")
