@@ -224,7 +224,8 @@ RULES: tuple[str, ...] = (
     "3. else the text of the last non-empty answer region (an unboxed answer; an empty box in it is dropped: "
     "\\boxed{}32 -> 32)",
     "4. else the last box anywhere (a completion without tags)",
-    "5. else the text after the last 'answer is', 'Answer:' or '####' (a completion without tags or box)",
+    "5. else the text after the last 'answer is', 'Answer:' or '####' when it is short (<= 40 characters on its "
+    "line) and the completion was not cut inside <reasoning> (a completion without tags or box)",
     "6. else nothing: a truncated completion without an answer scores 0 (no number is guessed from the reasoning)",
     "cleaning: a leading 'The answer is' / 'Answer:' and a final '.' are dropped; a number followed by plain words or units is that number (20 white hats -> 20, 5 changes/day -> 5, "
     "60 \\text{ tickets} -> 60); a whole-hour clock time is its hour (2:00 pm -> 2); \\text{east} stays text",
@@ -236,6 +237,7 @@ _TAG_RE = re.compile(r"(?P<close><\s*/\s*<?\s*answer\s*>?)|(?P<open><\s*answer\s
 _ANY_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|(?<![A-Za-z\\])boxed\s*\{")
 _PLACEHOLDER_RE = re.compile(r"^\s*(?:\.{2,}|\\ldots|\\dots|\?+)?\s*$")
 _EMPTY_BOX_RE = re.compile(r"\\?(?:boxed|fbox)\s*\{\s*(?:\.{2,}|\\ldots|\\dots|\?+)?\s*\}")
+_PHRASE_TAIL_CHARS = 40  # a phrase's answer is short ("#### 18", "The answer is 3/4."), not a sentence of reasoning
 _PHRASE_RE = re.compile(r"(?:answer\s+is|answer\s*:|####)\s*:?\s*", re.IGNORECASE)
 
 
@@ -313,12 +315,20 @@ def extract_answer(completion: str, boxed: str = "last") -> Answer | None:
             return _answer(region, "answer region text", False)
     if boxes:  # 4. a box anywhere
         return _answer(pick(boxes), "box outside answer tags", True)
+    if _cut_in_reasoning(text):  # 6. truncated inside the reasoning: no phrase is trusted
+        return None
     phrases = list(_PHRASE_RE.finditer(text))  # 5. "the answer is ..."
     if phrases:
         tail = text[phrases[-1].end() :].strip().split("\n", 1)[0].strip().rstrip(".").strip()
-        if tail:
+        if tail and len(tail) <= _PHRASE_TAIL_CHARS:
             return _answer(tail, "'answer is' phrase", False)
     return None
+
+
+def _cut_in_reasoning(text: str) -> bool:
+    """True when ``<reasoning>`` was opened and never closed (and no answer region followed): a cut-off generation."""
+    low = text.lower()
+    return "<reasoning>" in low and "</reasoning>" not in low and "<answer>" not in low
 
 
 def _answer(raw: str, rule: str, is_box: bool) -> Answer:

@@ -161,3 +161,14 @@ def test_answer_regions_skip_broken_close_as_opening():
 
 def test_strip_special_tokens():
     assert extract.strip_special_tokens("x<|eot_id|><|endoftext|></s><eos>") == "x"
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "<reasoning>\nTo find the answer: we compute 3 + 4 = 7 and then",  # cut inside the reasoning
+        "So the answer is the number of apples she had left after giving 7 away to each of her friends",  # a sentence
+    ],
+)
+def test_no_answer_is_guessed_from_a_phrase_in_reasoning(completion):
+    assert extract.extract_answer(completion) is None
