@@ -24,17 +24,15 @@ Parts:
 3. the dry-run memory estimate (:func:`igpo_kit.models.memory.estimate_peak`, what ``igpo-kit run --dry-run``
    prints) for each measured configuration next to the measured peak, and their ratio.
 
-It prints a table and writes the figures as JSON (``--out``). On CPU (``--smoke``) nothing measures a device peak
-(RSS is not resettable per part), so the memory columns hold the estimate only. Without the native LLaDA class on
-this checkout (issue 8), ``--smoke`` falls back to the tiny Gemma stand-in (``model.tiny``) and says so; the GPU
-run needs the native class.
+It prints a table and writes the figures as JSON (``--out``). On CPU (``--smoke``: the native class at d_model 64,
+2 layers, the tiny character vocabulary, float32) nothing measures a device peak (RSS is not resettable per part),
+so the memory columns hold the estimate only.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -101,29 +99,15 @@ def llada_tokenizer(vocab_size: int | None):
     return tok
 
 
-def native_available() -> bool:
-    try:
-        import igpo_kit.models.llada  # noqa: F401  (registers model_type "llada" with the Auto classes)
-    except ImportError:
-        return False
-    return True
-
-
 def build_model(sizes: dict, device: str, dtype: torch.dtype, seed: int = 0):
-    """A randomly initialised native LLaDA (``AutoModel`` of ``model_type = "llada"``) wrapped as a DiffusionLM, or,
-    without the native class, the tiny Gemma stand-in. Returns ``(model, description)``."""
+    """A randomly initialised native LLaDA (``AutoModel`` of ``model_type = "llada"``) wrapped as a DiffusionLM.
+    Returns ``(model, description)``."""
+    import igpo_kit.models.llada  # noqa: F401  (registers model_type "llada" with the Auto classes)
+    from transformers import AutoConfig, AutoModel
+
     from igpo_kit.models.base import DiffusionLM
 
     tok = llada_tokenizer(sizes["vocab_size"])
-    if not native_available():
-        from igpo_kit.models.tiny import tiny
-
-        model = tiny(hidden_size=sizes["d_model"], num_layers=sizes["n_layers"], num_heads=sizes["n_heads"],
-                     intermediate_size=sizes["mlp_hidden_size"], seed=seed)
-        model.network.to(device=device, dtype=dtype)
-        return model, "tiny Gemma stand-in (the native LLaDA class, issue 8, is not on this checkout)"
-    from transformers import AutoConfig, AutoModel
-
     vocab = sizes["vocab_size"] or len(tok)
     config = AutoConfig.for_model("llada", **{**LLADA_FIXED, **sizes, "vocab_size": vocab, "embedding_size": vocab},
                                   mask_token_id=tok.mask_token_id, eos_token_id=tok.eos_token_id,
@@ -132,12 +116,11 @@ def build_model(sizes: dict, device: str, dtype: torch.dtype, seed: int = 0):
     with torch.random.fork_rng(devices=devices), torch.device(device):  # built on the device, in its dtype
         torch.manual_seed(seed)
         network = AutoModel.from_config(config, dtype=dtype)
-    fields = {f.name for f in dataclasses.fields(DiffusionLM)}
-    kwargs = dict(network=network.eval(), tokenizer=tok, mask_id=tok.mask_token_id, eos_id=tok.eos_token_id,
-                  eot_id=tok.convert_tokens_to_ids("<|eot_id|>"), pad_id=tok.eos_token_id, logits_slice=True,
-                  suppress_mask=True,  # random weights would predict the mask token now and then
-                  kv_cache=True, max_positions=config.max_sequence_length, name="llada-random")
-    return DiffusionLM(**{k: v for k, v in kwargs.items() if k in fields}), "native LLaDA (random init)"
+    model = DiffusionLM(network=network.eval(), tokenizer=tok, mask_id=tok.mask_token_id, eos_id=tok.eos_token_id,
+                        eot_id=tok.convert_tokens_to_ids("<|eot_id|>"), pad_id=tok.eos_token_id, logits_slice=True,
+                        suppress_mask=True,  # random weights would predict the mask token now and then
+                        kv_cache=True, max_positions=config.max_sequence_length, name="llada-random")
+    return model, "native LLaDA (random init)"
 
 
 def architecture(network):
@@ -329,10 +312,6 @@ def main(argv=None) -> int:
         cfg["steps"] = args.steps
     if cfg["device"] == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device (use --smoke for the CPU path)", file=sys.stderr)
-        return 2
-    if cfg["device"] == "cuda" and not native_available():
-        print("gpu_check: the native LLaDA class (igpo_kit.models.llada, issue 8) is not on this checkout",
-              file=sys.stderr)
         return 2
     if cfg["device"] == "cpu":
         torch.set_num_threads(min(2, torch.get_num_threads()))
