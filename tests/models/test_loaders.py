@@ -155,3 +155,18 @@ def test_describe_model_dream():
     r = CliRunner().invoke(app, ["describe", "model", "dream"])
     assert r.exit_code == 0, r.output
     assert "implementation" in r.output and "151666" in r.output and "shift" in r.output
+
+
+def test_cli_exit_2_one_line_for_an_unknown_model_type(tmp_path):
+    from typer.testing import CliRunner
+
+    from igpo_kit.cli.main import app
+
+    folder = tmp_path / "moe"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "lladamoe"}))
+    r = CliRunner().invoke(app, ["run", "eval/llada_paper.gin", "--runs-dir", str(tmp_path / "runs"),
+                                 "-b", f"MODEL_PATH = '{folder}'"])
+    assert r.exit_code == 2, r.output
+    out = r.output.replace("\n", " ")
+    assert "'lladamoe'" in out and "model.llada.implementation = 'remote'" in out and "Traceback" not in out
