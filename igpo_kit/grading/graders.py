@@ -386,6 +386,11 @@ def _shape_decision(pred: str, gold: str) -> bool | None:
     return None
 
 
+def _gold_number(gold: str) -> float | None:
+    """The gold's value if it is one number (after ``####`` if present); ``1,2`` (a list) is not ``12``."""
+    return extract.parse_number(gold.split("####")[-1] if "####" in gold else gold)
+
+
 def _numeric_decision(pred: str, gold: str) -> bool | None:
     """True/False when both sides are one number (``$``, commas, ``\\frac{a}{b}``, ``a/b``) and the outcome is certain.
 
@@ -397,7 +402,7 @@ def _numeric_decision(pred: str, gold: str) -> bool | None:
     a = extract.parse_number(pred)
     if a is None:
         return None
-    b = extract.parse_number(extract.gsm8k_gold(gold))
+    b = _gold_number(gold)
     if b is None:
         return None
     if _math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12):
@@ -475,7 +480,7 @@ class MathGrader:
             pred_parsed = mv.parse("$\\boxed{" + extract.scientific_to_latex(pred) + "}$", parsing_timeout=None)
             if pred_parsed and mv.verify(gold_parsed, pred_parsed, timeout_seconds=None):
                 return True
-        a, b = extract.parse_number(pred), extract.parse_number(extract.gsm8k_gold(gold))
+        a, b = extract.parse_number(pred), _gold_number(gold)
         return a is not None and b is not None and _math.isclose(a, b, rel_tol=self.tolerance, abs_tol=self.tolerance)
 
     def score_checked(self, completion: str, gold: str) -> float:

@@ -316,3 +316,10 @@ def test_d1_reference_parser():
     assert g.score("\\boxed{9} then <answer>\\boxed{18}</answer>", "18") == 0  # the first box wins
     with pytest.raises(ConfigError):
         graders.d1(task="nope")
+
+
+def test_math_grader_list_gold_is_not_a_number():
+    g = graders.math()
+    assert g.score(boxed("12"), "1,2") == 0  # a list, not twelve
+    assert g.score(boxed("1, 2"), "1,2") == 1
+    assert g.score(boxed("1234"), "1,234") == 1  # a thousands separator
