@@ -62,6 +62,8 @@ class Run:
 
     dir: Path
     info: dict[str, Any] = field(default_factory=dict)
+    #: called with every logged line after it is written (experiment trackers: :mod:`igpo_kit.tracking`)
+    sinks: list = field(default_factory=list)
 
     def __post_init__(self):
         self.dir = Path(self.dir)
@@ -76,6 +78,8 @@ class Run:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(metrics, default=_jsonable) + "\n")
             f.flush()
+        for sink in self.sinks:
+            sink(metrics)
 
     def truncate_metrics(self, keep: int) -> None:
         """Keep the first ``keep`` metric lines (on resume, drop lines logged after the checkpoint)."""

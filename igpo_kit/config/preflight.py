@@ -80,6 +80,14 @@ def value_problems() -> list[str]:
                 problems.append(f"{where}.{name} = {value!r}: must be {rule[0]}")
             elif isinstance(value, float) and math.isnan(value) and name in RANGES:
                 problems.append(f"{where}.{name} = nan: must be {RANGES[name][0]}")
+            elif name == "report_to":
+                from igpo_kit.errors import ConfigError
+                from igpo_kit.tracking import check_report_to
+
+                try:
+                    check_report_to(value)
+                except ConfigError as exc:
+                    problems += [f"{where}.{line}" for line in exc.lines]
         fn = _resolve_selector(selector)
         merged = {**(_defaults(fn) if fn is not None else {}), **literal}
         for low, high in RELATIONS:

@@ -13,6 +13,7 @@ def evaluate(
     grade_timeout_s: float = 5.0,
     grade_workers: int = 2,
     progress: bool = True,
+    report_to: str | list[str] | tuple[str, ...] = (),
     run: Any = None,
 ) -> dict:
     """Evaluate ``model`` on ``tasks`` (each an ``EvalTask``: data, prompt, sampler, grader, num_samples).
@@ -24,6 +25,9 @@ def evaluate(
         batch_size: rows per sampler call.
         grade_timeout_s: wall-clock bound per graded answer; a timed-out answer scores 0 and is counted.
         grade_workers: grading processes.
+        progress: progress bars / lines of generation and grading on stderr.
+        report_to: experiment trackers that also get each task's metrics (``<task>/<metric>``):
+            ``['tensorboard']``, ``'wandb'``, ``'mlflow'`` (:mod:`igpo_kit.tracking`).
         run: the run record (passed by the runner).
     """
     from igpo_kit.errors import ConfigError
@@ -35,5 +39,10 @@ def evaluate(
 
     for task in tasks:
         check_sampler_model(getattr(task, "sampler", None), model)
-    return run_eval(model, list(tasks), run, seed=seed, batch_size=batch_size, grade_timeout_s=grade_timeout_s,
-                    grade_workers=grade_workers, progress=progress)
+    from igpo_kit.tracking import tracked
+
+    settings = dict(seed=seed, batch_size=batch_size, grade_timeout_s=grade_timeout_s,
+                    tasks=",".join(getattr(t, "name", "?") for t in tasks))
+    with tracked(run, report_to, "eval", config=settings, step_key=None, prefix_key="task"):
+        return run_eval(model, list(tasks), run, seed=seed, batch_size=batch_size, grade_timeout_s=grade_timeout_s,
+                        grade_workers=grade_workers, progress=progress)

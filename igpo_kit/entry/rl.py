@@ -46,6 +46,7 @@ def rl(
     seed: int = 0,
     deepspeed_config: str | None = None,
     mixed_precision: str = "auto",
+    report_to: str | list[str] | tuple[str, ...] = (),
     run: Any = None,
 ) -> dict:
     """Train ``model`` with IGPO (paper Alg. 1) or a baseline, depending on the components.
@@ -77,6 +78,8 @@ def rl(
         mixed_precision: without DeepSpeed, ``"auto"`` (bf16 on GPU, none on CPU), ``"no"`` or ``"bf16"``: bf16
             autocast with the trainable weights and AdamW states in float32 (an update at lr 5e-7 would round away in
             bf16 weights). Under DeepSpeed its config's ``bf16`` section decides (fp32 master weights as well).
+        report_to: experiment trackers that also get every metrics line: ``['tensorboard']``, ``'wandb'``,
+            ``'mlflow'`` (:mod:`igpo_kit.tracking`; ``metrics.jsonl`` stays the record).
     """
     from igpo_kit.errors import ConfigError
     from igpo_kit.rl.trainer import Components, RLSettings, train_rl
@@ -122,7 +125,12 @@ def rl(
         mixed_precision = "bf16" if torch.cuda.is_available() else "no"
     accelerator = make_accelerator(deepspeed_config or None, micro_batch_size or prompts_per_step * group_size,
                                    max_grad_norm, mixed_precision=mixed_precision)
-    return train_rl(model, list(dataset), components, settings, run, lora=lora_rank > 0, accelerator=accelerator)
+    import dataclasses
+
+    from igpo_kit.tracking import tracked
+
+    with tracked(run, report_to, "rl", config=dataclasses.asdict(settings)):
+        return train_rl(model, list(dataset), components, settings, run, lora=lora_rank > 0, accelerator=accelerator)
 
 
 def _with_lora(model, rank: int, alpha: int, dropout: float, targets: list[str], seed: int = 0):

@@ -52,6 +52,7 @@ def sft(
     deepspeed_config: str | None = None,
     gradient_checkpointing: bool = False,
     progress: bool = True,
+    report_to: str | list[str] | tuple[str, ...] = (),
     run: Any = None,
 ) -> dict:
     """Fine-tune ``model`` on the traces of ``dataset`` with the NELBO of Eq. 1 and a warmup-stable-decay schedule.
@@ -80,6 +81,8 @@ def sft(
         gradient_checkpointing: recompute each layer's activations in the backward pass (less memory, ~1/3 more
             compute; on in the paper recipe); a model that cannot is a config error.
         progress: print a progress line to stderr (the first step, then at most every 10 s, and the last).
+        report_to: experiment trackers that also get every step's metrics: ``['tensorboard']``, ``'wandb'``,
+            ``'mlflow'`` (:mod:`igpo_kit.tracking`; ``metrics.jsonl`` stays the record).
         run: the run record (passed by the runner).
     Returns:
         ``{"step", "total_steps", "resumed_from", "final_loss", "model_dir", "data"}``.
@@ -108,15 +111,21 @@ def sft(
         run.log(record)
         console.step(record)
 
-    result = train_sft(
-        model, list(dataset), prompt, run_dir=run.dir, max_length=max_length, batch_size=batch_size,
-        grad_accum=grad_accum, epochs=epochs, max_steps=max_steps, lr=lr, weight_decay=weight_decay,
-        warmup_steps=warmup_steps, min_lr=min_lr, decay_fraction=decay_fraction, max_grad_norm=max_grad_norm,
-        seed=seed, checkpoint_every=checkpoint_every, log=log, normalization=normalization, eps=eps,
-        decay_type=decay_type, betas=(float(betas[0]), float(betas[1])), end_of_turn=end_of_turn,
-        keep_checkpoints=keep_checkpoints, time_limit_s=time_limit_s, accelerator=accelerator,
-        gradient_checkpointing=gradient_checkpointing,
-    )
+    from igpo_kit.tracking import tracked
+
+    settings = dict(max_length=max_length, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs,
+                    max_steps=max_steps, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, min_lr=min_lr,
+                    decay_fraction=decay_fraction, decay_type=decay_type, max_grad_norm=max_grad_norm, seed=seed)
+    with tracked(run if main else None, report_to, "sft", config=settings):
+        result = train_sft(
+            model, list(dataset), prompt, run_dir=run.dir, max_length=max_length, batch_size=batch_size,
+            grad_accum=grad_accum, epochs=epochs, max_steps=max_steps, lr=lr, weight_decay=weight_decay,
+            warmup_steps=warmup_steps, min_lr=min_lr, decay_fraction=decay_fraction, max_grad_norm=max_grad_norm,
+            seed=seed, checkpoint_every=checkpoint_every, log=log, normalization=normalization, eps=eps,
+            decay_type=decay_type, betas=(float(betas[0]), float(betas[1])), end_of_turn=end_of_turn,
+            keep_checkpoints=keep_checkpoints, time_limit_s=time_limit_s, accelerator=accelerator,
+            gradient_checkpointing=gradient_checkpointing, progress=progress,
+        )
     console.end(result)
     if main:
         run.write_json(LENGTH_STATS_FILE, result.data)

@@ -343,6 +343,7 @@ def train_sft(
     mixed_precision: str = "auto",
     deepspeed_config: str | os.PathLike | dict | None = None,
     accelerator: Any = None,
+    progress: bool = True,
     gradient_checkpointing: bool = False,
 ) -> SFTResult:
     """Length-Aligned SFT of ``model`` on ``examples`` (NELBO Eq. 1), resuming from ``run_dir`` if possible.
@@ -542,7 +543,7 @@ def train_sft(
     network.train()
     from igpo_kit.progress import Progress
 
-    progress = Progress("sft steps", total_steps, done=step, enabled=main).start()
+    progress_ = Progress("sft steps", total_steps, done=step, enabled=main and progress).start()
     ok = False
     try:
         while step < total_steps:
@@ -602,7 +603,7 @@ def train_sft(
             }
             history.append(record)
             log(dict(record))
-            progress.update(step, status=f"loss {last_loss:.3f}")
+            progress_.update(step, status=f"loss {last_loss:.3f}")
             if checkpoint_every and step % checkpoint_every == 0 and step < total_steps:
                 checkpoint()
                 saved_step = step
@@ -610,7 +611,7 @@ def train_sft(
             checkpoint()
         ok = True
     finally:
-        progress.close(ok)
+        progress_.close(ok)
         network.train(was_training)
 
     completed = step >= total_steps
