@@ -157,6 +157,7 @@ def remote_model_class(path: str, config, auto_name: str = "AutoModel"):
         raise ValueError(f"{path}: config.json has no auto_map entry for {auto_name}")
     cls = get_class_from_dynamic_module(ref, path)
     _patch_module_tree(cls)
+    cls.register_for_auto_class(auto_name)  # save_pretrained then writes its modelling .py beside the weights
     return cls
 
 

@@ -64,11 +64,18 @@ def test_kit_saved_model_reloads_in_a_fresh_process_both_ways(family, request, t
     torch.testing.assert_close(kit, expected, rtol=0, atol=1e-5)
 
 
-def test_remote_model_save_writes_its_code(llada_lm_dir, tmp_path):
+def test_remote_model_save_writes_its_code(llada_lm_dir, dream_lm_dir, tmp_path):
+    """``save_pretrained`` (what the SFT/RL jobs call) of a remote-code model writes its modelling files."""
     from igpo_kit.models.remote import load_remote, save_remote
 
+    dream = load_remote(str(dream_lm_dir), dtype=torch.float32)
+    dream.save_pretrained(tmp_path / "dream")
+    assert {"configuration_dream.py", "modeling_dream.py", "generation_utils.py"} <= {
+        f.name for f in (tmp_path / "dream").glob("*.py")}
+    assert {"tokenization_dream.py"} <= {f.name for f in save_remote(dream, tmp_path / "dream2").glob("*.py")}
     net = load_remote(str(llada_lm_dir), dtype=torch.float32)
-    out = save_remote(net, tmp_path / "saved")
+    out = tmp_path / "saved"
+    net.save_pretrained(out)
     from transformers import AutoTokenizer
 
     AutoTokenizer.from_pretrained(str(llada_lm_dir)).save_pretrained(out)
