@@ -40,6 +40,7 @@ import re
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -277,13 +278,15 @@ def table(result: dict) -> str:
              f"sampler: prompt {c['prompt']}, L {c['gen_length']}, block {c['block']}, steps {c['steps']} "
              f"(reduced; paper RL: L/2), greedy",
              f"{'sampler':<16}{'batch':>6}{'seconds':>10}{'tokens/s':>11}{'peak GB':>9}{'est. GB':>9}{'est/peak':>9}"]
-    for r in result["sampler"]:
+    for r in result.get("sampler", []):
         if "skipped" in r:
             lines.append(f"{r['sampler']:<16} skipped: {r['skipped']}")
             continue
         ratio = "n/a" if r["estimate_over_measured"] is None else f"{r['estimate_over_measured']:.2f}"
         lines.append(f"{r['sampler']:<16}{r['batch']:>6}{r['seconds']:>10.2f}{r['tok_s']:>11.1f}{_gb(r['peak_gb']):>9}"
                      f"{_gb(r['estimate_gb']):>9}{ratio:>9}")
+    if "igpo_step" not in result:
+        return "\n".join(lines + [f"IGPO step failed: {result.get('igpo_step_error')}"])
     s = result["igpo_step"]
     lines.append(f"IGPO step: G {c['group_size']}, 1 prompt ({s['prompt_tokens']} tokens), LoRA r {s['lora_rank']} "
                  f"({s['trained_params'] / 1e6:.1f} M trained), gradient checkpointing, ZeRO-2, mu 1, "
@@ -323,15 +326,22 @@ def main(argv=None) -> int:
                   settings={**{k: v for k, v in cfg.items() if k not in ("model", "dtype")},
                             "dtype": str(cfg["dtype"]).replace("torch.", ""), "sizes": cfg["model"]},
                   build_s=time.perf_counter() - t0)
-    result["sampler"] = sampler_part(model, arch, cfg, args.seed)
-    result["igpo_step"] = igpo_step(model, arch, cfg, args.seed)
+    out = Path(args.out or f"gpu_check{'_smoke' if args.smoke else ''}.json")
+    failed = None
+    for part, fn in (("sampler", sampler_part), ("igpo_step", igpo_step)):  # a failing part keeps the others' figures
+        try:
+            result[part] = fn(model, arch, cfg, args.seed)
+        except Exception as exc:  # noqa: BLE001  (reported, written, exit 1)
+            failed = result[part + "_error"] = f"{type(exc).__name__}: {exc}"
+            print(f"gpu_check: {part} failed: {failed}", file=sys.stderr)
+            traceback.print_exc()
+        out.write_text(json.dumps(result, indent=1, default=str))
     result["wall_s"] = time.perf_counter() - t0
     print(table(result))
     print(f"wall time {result['wall_s']:.1f}s")
-    out = Path(args.out or f"gpu_check{'_smoke' if args.smoke else ''}.json")
     out.write_text(json.dumps(result, indent=1, default=str))
     print(f"wrote {out}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
