@@ -13,7 +13,7 @@ index (evaluation, one line per task, ``task/<key>`` names). Where each writes:
   ``$MLFLOW_EXPERIMENT_NAME`` or ``igpo-kit``, artifacts under ``<run dir>/tracking/mlruns``;
   ``pip install 'igpo-kit[mlflow]'``.
 
-Only the main process reports (accelerate's trackers check it).
+Only the main process reports: the entries start trackers there alone (as accelerate's ``init_trackers``).
 """
 
 from __future__ import annotations

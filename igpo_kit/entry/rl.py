@@ -129,7 +129,8 @@ def rl(
 
     from igpo_kit.tracking import tracked
 
-    with tracked(run, report_to, "rl", config=dataclasses.asdict(settings)):
+    # trackers on the main process only (the one that logs), as accelerate's init_trackers does
+    with tracked(run if accelerator.is_main_process else None, report_to, "rl", config=dataclasses.asdict(settings)):
         return train_rl(model, list(dataset), components, settings, run, lora=lora_rank > 0, accelerator=accelerator)
 
 
