@@ -15,6 +15,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="igpo-kit",
@@ -110,7 +111,7 @@ def handle_errors(fn):
             if os.environ.get("IGPO_KIT_DEBUG") == "1":
                 raise
             for line in exc.lines or [str(exc)]:
-                err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
+                err.print(f"[red]error:[/red] {escape(line)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -119,7 +120,7 @@ def handle_errors(fn):
             if os.environ.get("IGPO_KIT_DEBUG") == "1":
                 raise
             msg = str(exc).splitlines()[0] if str(exc) else ""
-            err.print(f"[red]error:[/red] {type(exc).__name__}: {msg} (IGPO_KIT_DEBUG=1 shows the traceback)",
+            err.print(f"[red]error:[/red] {type(exc).__name__}: {escape(msg)} (IGPO_KIT_DEBUG=1 shows the traceback)",
                       highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 

@@ -346,7 +346,8 @@ def validate() -> list[str]:
 
 
 def _type_name(ann: Any) -> str:
-    return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+    """``int``, ``tuple[float, float]``, ``str | None``: a class by its name, anything else as written."""
+    return ann.__name__ if isinstance(ann, type) and not typing.get_args(ann) else str(ann).replace("typing.", "")
 
 
 def _type_ok(value: Any, ann: Any) -> bool:

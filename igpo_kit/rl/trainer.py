@@ -27,49 +27,10 @@ from typing import Any
 import torch
 
 from igpo_kit.models.base import DiffusionLM
+from igpo_kit.rl.settings import RLSettings
 from igpo_kit.schedules import rl_linear
 
 GENERATORS = ("data", "rollout", "hints", "replace", "logprob")
-
-
-@dataclass
-class RLSettings:
-    """Plain settings of the loop (paper Table 2 names in brackets).
-
-    group_size: G, rollouts per prompt. prompts_per_step: prompts per rollout batch on each process.
-    max_steps: optimizer steps in total. inner_iters: mu, optimizer steps per rollout batch.
-    learning_rate, warmup_steps, decay_steps (linear decay to 0 over decay_steps, default max_steps),
-    weight_decay, adam_betas, max_grad_norm: AdamW and clipping. hint_ratio_low/high: eta ~ U[low, high].
-    format_weight: weight of the format reward added to correctness. micro_batch_size: rows per forward (the
-    backward of the update, and the no-grad pi_old / pi_ref / entropy passes; None: all rows at once).
-    gradient_checkpointing: recompute layer activations in the backward pass (:mod:`igpo_kit.models.checkpointing`).
-    save_model: write ``<run>/model`` (LoRA merged) at the end (off: benchmarks that time one step of a large model).
-    balance_inpainting: with several processes, spread the inpainting rows of every process's all-wrong groups
-    evenly over all of them (:mod:`igpo_kit.rl.balance`); off: each process inpaints its own groups.
-    """
-
-    group_size: int = 8
-    prompts_per_step: int = 1
-    max_steps: int = 1440
-    inner_iters: int = 4
-    learning_rate: float = 5e-7
-    warmup_steps: int = 50
-    decay_steps: int | None = None
-    weight_decay: float = 0.1
-    adam_betas: tuple[float, float] = (0.9, 0.99)
-    max_grad_norm: float = 0.2
-    hint_ratio_low: float = 0.2
-    hint_ratio_high: float = 0.6
-    format_weight: float = 0.0
-    micro_batch_size: int | None = None
-    gradient_checkpointing: bool = False
-    save_model: bool = True
-    balance_inpainting: bool = True
-    checkpoint_every: int = 1
-    keep_checkpoints: int = 2
-    grade_timeout_s: float = 5.0
-    grade_workers: int = 2
-    seed: int = 0
 
 
 @dataclass

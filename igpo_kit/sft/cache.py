@@ -114,8 +114,8 @@ def _key_material(model: "DiffusionLM", examples: Sequence["Example"], prompt: A
 def sft_key(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any, settings: dict[str, Any]) -> str:
     """The cache key (16 hex digits) of SFT-training ``model`` (in its current state) on ``examples``.
 
-    ``settings`` are the keyword arguments of :func:`~igpo_kit.sft.trainer.train_sft` (``max_length``,
-    ``batch_size``, ``max_steps``, ``lr``, ...), excluding ``run_dir`` and ``log``; those in :data:`NOT_IN_KEY`
+    ``settings`` are fields of :class:`~igpo_kit.sft.settings.SFTSettings` (``max_length``, ``batch_size``,
+    ``max_steps``, ``lr``, ...) and ``stop_at_step``; those in :data:`NOT_IN_KEY`
     (checkpointing, planned interruptions) are ignored.
     """
     material = _key_material(model, examples, prompt, settings)
@@ -131,7 +131,7 @@ def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any,
         examples, prompt: the SFT set and prompt template (see :func:`~igpo_kit.sft.trainer.train_sft`).
         root: the cache directory; the run lives at ``root/sft-<key>``.
         log: called with each SFT step record of this call.
-        **settings: :func:`~igpo_kit.sft.trainer.train_sft` keyword arguments (part of the key).
+        **settings: :class:`~igpo_kit.sft.settings.SFTSettings` fields and ``stop_at_step`` (part of the key).
     Returns:
         :class:`CachedSFT`.
     Raises:
@@ -140,6 +140,7 @@ def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any,
     from igpo_kit.checkpoint import load_latest
     from igpo_kit.atomic import write_atomic
     from igpo_kit.runs import Run
+    from igpo_kit.sft.settings import SFTSettings
     from igpo_kit.sft.trainer import FINAL_MODEL_DIR, SUMMARY_FILE, load_weights, train_sft
 
     if "run_dir" in settings or "log" in settings:
@@ -163,7 +164,10 @@ def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any,
         if log is not None:
             log(step)
 
-    result = train_sft(model, examples, prompt, run_dir=run_dir, log=log_step, **settings)
+    options = dict(settings)
+    stop_at_step = options.pop("stop_at_step", None)
+    result = train_sft(model, examples, prompt, run_dir=run_dir, log=log_step, settings=SFTSettings(**options),
+                       stop_at_step=stop_at_step)
     if not result.completed or result.model_dir is None:
         from igpo_kit.errors import RunError
 

@@ -58,6 +58,7 @@ from igpo_kit.checkpoint import (
     save_checkpoint,
 )
 from igpo_kit.sft.data import SFTData, build_sft_data
+from igpo_kit.sft.settings import SFTSettings
 from igpo_kit.sft.nelbo import NORMALIZATIONS, nelbo_loss, skip_forward_process
 from igpo_kit.schedules import warmup_stable_decay
 
@@ -318,33 +319,11 @@ def train_sft(
     prompt: Any,
     *,
     run_dir: str | os.PathLike,
-    max_length: int = 1024,
-    batch_size: int = 4,
-    grad_accum: int = 1,
-    epochs: float = 1.0,
-    max_steps: int | None = None,
-    lr: float = 5e-6,
-    weight_decay: float = 0.1,
-    warmup_steps: int = 200,
-    min_lr: float = 1e-6,
-    decay_fraction: float = 0.1,
-    max_grad_norm: float = 1.0,
-    seed: int = 0,
-    checkpoint_every: int = 0,
+    settings: SFTSettings = SFTSettings(),
     log: Callable[[dict], None] | None = None,
-    normalization: str = "answer_tokens",
-    eps: float = 1e-3,
-    decay_type: str = "linear",
-    betas: tuple[float, float] = (0.9, 0.999),
-    end_of_turn: bool = False,
-    keep_checkpoints: int = 2,
     stop_at_step: int | None = None,
-    time_limit_s: float | None = None,
-    mixed_precision: str = "auto",
-    deepspeed_config: str | os.PathLike | dict | None = None,
     accelerator: Any = None,
     progress: bool = True,
-    gradient_checkpointing: bool = False,
 ) -> SFTResult:
     """Length-Aligned SFT of ``model`` on ``examples`` (NELBO Eq. 1), resuming from ``run_dir`` if possible.
 
@@ -355,74 +334,56 @@ def train_sft(
         examples: SFT examples with traces (see :func:`igpo_kit.sft.data.build_sft_data`).
         prompt: prompt component (``messages(example)``, ``prefill``).
         run_dir: run directory: ``checkpoints/`` and, when complete, the final model ``model/``.
-        max_length: sequence budget in tokens (prompt + answer + EOS padding); longer examples are dropped.
-        batch_size: rows per micro-batch (per process).
-        grad_accum: micro-batches per optimizer step on each process; the global batch of a step is
-            ``batch_size * grad_accum * world_size`` rows (Table 2: 4 x 8 x 64 = 2048).
-        epochs: passes over the SFT set (fractional allowed); ignored when ``max_steps`` is set.
-        max_steps: planned optimizer steps (the schedule length), overriding ``epochs``.
-        lr: peak learning rate (Table 2: 5e-6).
-        weight_decay: AdamW decoupled weight decay on weight matrices (d1: 0.1).
-        warmup_steps, min_lr, decay_fraction, decay_type: the WSD schedule (Table 2: 200, 1e-6, 0.1).
-        max_grad_norm: gradient clipping threshold (<= 0 disables clipping; the norm is still logged).
-        seed: seeds the data order and the masking generator.
-        checkpoint_every: save a checkpoint every this many steps (0: only at the end of the call).
+        settings: the run's :class:`~igpo_kit.sft.settings.SFTSettings` (batch, schedule, optimizer, checkpoints,
+            precision, DeepSpeed).
         log: called with one dict per optimizer step, on the main process only.
-        normalization: NELBO normalisation (``answer_tokens`` | ``batch_tokens`` | ``none``, see nelbo.py).
-        eps: ``t' = (1 - eps) t + eps``.
-        betas: AdamW betas.
-        end_of_turn: append ``<|eot_id|>`` after the answer (see ``build_sft_data``).
-        keep_checkpoints: checkpoints kept on disk.
         stop_at_step: stop (checkpoint, return ``completed=False``) once this many steps are done, without changing
             the schedule — a planned interruption; a later call resumes.
-        time_limit_s: likewise stop after this many seconds of training in this call (all ranks stop together).
-        mixed_precision: ``"auto"`` (bf16 on GPU, none on CPU), ``"no"`` or ``"bf16"`` (see
-            :func:`make_sft_accelerator`); used only when ``accelerator`` is None.
-        deepspeed_config: a DeepSpeed JSON or dict (``recipes/deepspeed/zero2.json``) to train under ZeRO (stage
-            <= 2) instead of DDP; used only when ``accelerator`` is None.
-        accelerator: an ``accelerate.Accelerator`` to use (default: :func:`make_sft_accelerator`).
-        gradient_checkpointing: recompute each layer's activations in the backward pass
-            (:mod:`igpo_kit.models.checkpointing`); a network that cannot is a ``ConfigError``.
+        accelerator: an ``accelerate.Accelerator`` to use (default: :func:`make_sft_accelerator` from the settings'
+            ``deepspeed_config``, ``mixed_precision``, ``batch_size`` and ``max_grad_norm``).
+        progress: a progress bar (terminal) or periodic progress lines (logs) on stderr, main process only.
     Returns:
         :class:`SFTResult` (on every rank).
     """
     from igpo_kit.errors import ConfigError
     from igpo_kit.rl.distributed import is_deepspeed
 
-    if batch_size < 1 or grad_accum < 1:
-        raise ConfigError(f"batch_size and grad_accum must be >= 1 (got {batch_size}, {grad_accum})")
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"sft normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if max_steps is not None and max_steps < 1:
-        raise ConfigError(f"max_steps must be >= 1 or None, got {max_steps}")
-    if max_steps is None and not epochs > 0:
-        raise ConfigError(f"epochs must be > 0, got {epochs}")
+    if settings.batch_size < 1 or settings.grad_accum < 1:
+        raise ConfigError(f"batch_size and grad_accum must be >= 1 (got {settings.batch_size}, {settings.grad_accum})")
+    if settings.normalization not in NORMALIZATIONS:
+        raise ConfigError(f"sft normalization must be one of {NORMALIZATIONS}, got {settings.normalization!r}")
+    if settings.max_steps is not None and settings.max_steps < 1:
+        raise ConfigError(f"max_steps must be >= 1 or None, got {settings.max_steps}")
+    if settings.max_steps is None and not settings.epochs > 0:
+        raise ConfigError(f"epochs must be > 0, got {settings.epochs}")
     run_dir = Path(run_dir)
 
-    data: SFTData = build_sft_data(model, examples, prompt, max_length, end_of_turn=end_of_turn)
+    data: SFTData = build_sft_data(model, examples, prompt, settings.max_length, end_of_turn=settings.end_of_turn)
     n = len(data)
     if n == 0:
         raise ConfigError(
-            f"no SFT example fits the budget max_length={max_length} "
+            f"no SFT example fits the budget max_length={settings.max_length} "
             f"(dropped: {data.dropped}; sequence lengths: {data.stats['sequence'].as_dict()})"
         )
     acc = accelerator if accelerator is not None else make_sft_accelerator(
-        deepspeed_config, mixed_precision, batch_size, max_grad_norm)
+        settings.deepspeed_config, settings.mixed_precision, settings.batch_size, settings.max_grad_norm)
     rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
     deepspeed = is_deepspeed(acc)
     log = log if (log is not None and main) else (lambda record: None)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    micro_batches = grad_accum * world  # micro-batches of the global batch; rank r's are r * grad_accum + (0..)
-    per_step = batch_size * micro_batches
-    total_steps = int(max_steps) if max_steps is not None else max(1, math.ceil(epochs * n / per_step))
-    config = {"rows": n, "batch_size": batch_size, "grad_accum": grad_accum, "seed": seed, "max_length": max_length,
-              "total_steps": total_steps, "lr": lr, "normalization": normalization, "world_size": world,
+    micro_batches = settings.grad_accum * world  # of the global batch; rank r's are r * grad_accum + (0..)
+    per_step = settings.batch_size * micro_batches
+    total_steps = (int(settings.max_steps) if settings.max_steps is not None
+                   else max(1, math.ceil(settings.epochs * n / per_step)))
+    config = {"rows": n, "batch_size": settings.batch_size, "grad_accum": settings.grad_accum, "seed": settings.seed,
+              "max_length": settings.max_length, "total_steps": total_steps, "lr": settings.lr,
+              "normalization": settings.normalization, "world_size": world,
               "deepspeed": deepspeed, "mixed_precision": str(acc.mixed_precision)}
 
     network = model.network
-    if gradient_checkpointing:
+    if settings.gradient_checkpointing:
         from igpo_kit.models.checkpointing import enable_gradient_checkpointing
 
         enable_gradient_checkpointing(network, model.name)
@@ -432,13 +393,14 @@ def train_sft(
         from igpo_kit.models.precision import fp32_master_weights
 
         fp32_master_weights(network)
-    optimizer = torch.optim.AdamW(_param_groups(network, weight_decay), lr=lr, betas=betas)
+    optimizer = torch.optim.AdamW(_param_groups(network, settings.weight_decay), lr=settings.lr, betas=settings.betas)
     # stepped here once per optimizer step, not handed to accelerate (whose wrapper would step it once per process)
-    scheduler = warmup_stable_decay(optimizer, total_steps, warmup_steps=warmup_steps, min_lr=min_lr,
-                                    decay_fraction=decay_fraction, decay_type=decay_type)
+    scheduler = warmup_stable_decay(optimizer, total_steps, warmup_steps=settings.warmup_steps,
+                                    min_lr=settings.min_lr, decay_fraction=settings.decay_fraction,
+                                    decay_type=settings.decay_type)
     wrapped, prepared_optimizer = acc.prepare(network, optimizer)
     device = acc.device
-    noise_gen = torch.Generator(device=device).manual_seed(int(seed))
+    noise_gen = torch.Generator(device=device).manual_seed(int(settings.seed))
     step, consumed, resumed_from = 0, 0, None
 
     ckpt = load_latest(run_dir)
@@ -512,11 +474,11 @@ def train_sft(
                     with contextlib.suppress(OSError):
                         staging.rmdir()
 
-            save_checkpoint(run_dir, step, state, write_model, keep=keep_checkpoints)
+            save_checkpoint(run_dir, step, state, write_model, keep=settings.keep_checkpoints)
         acc.wait_for_everyone()
 
     def out_of_time() -> bool:
-        late = time.perf_counter() - t_start > time_limit_s
+        late = time.perf_counter() - t_start > settings.time_limit_s
         if world > 1:  # every rank stops at the same step
             flag = torch.tensor([1.0 if late else 0.0], device=device)
             late = bool(acc.reduce(flag, reduction="sum").item() > 0)
@@ -537,9 +499,9 @@ def train_sft(
     saved_step = resumed_from
     perm_cache: dict[int, torch.Tensor] = {}
     seq_len = int(data.input_ids.shape[1])
-    mine = range(rank * grad_accum, (rank + 1) * grad_accum)
+    mine = range(rank * settings.grad_accum, (rank + 1) * settings.grad_accum)
     t_start = time.perf_counter()
-    clip = max_grad_norm if max_grad_norm and max_grad_norm > 0 else float("inf")
+    clip = settings.max_grad_norm if settings.max_grad_norm and settings.max_grad_norm > 0 else float("inf")
     network.train()
     from igpo_kit.progress import Progress
 
@@ -549,7 +511,7 @@ def train_sft(
         while step < total_steps:
             if stop_at_step is not None and step >= stop_at_step:
                 break
-            if time_limit_s is not None and out_of_time():
+            if settings.time_limit_s is not None and out_of_time():
                 break
             t0 = time.perf_counter()
             if not deepspeed:
@@ -557,19 +519,20 @@ def train_sft(
             loss_sum, nll_sum, mask_sum, tokens = 0.0, 0.0, 0.0, 0
             for k in range(micro_batches):
                 if k not in mine:  # another rank's micro-batch: advance the noise generator past it
-                    skip_forward_process(batch_size, seq_len, noise_gen)
+                    skip_forward_process(settings.batch_size, seq_len, noise_gen)
                     continue
-                idx = batch_indices(seed, consumed + k * batch_size, batch_size, n, perm_cache)
+                idx = batch_indices(settings.seed, consumed + k * settings.batch_size, settings.batch_size, n,
+                                    perm_cache)
                 ids = data.input_ids[idx].to(device)
                 with accumulating(last=k == mine[-1]):
                     loss, stats = nelbo_loss(
                         lm, ids, data.prompt_lengths[idx].to(device), data.answer_mask[idx].to(device),
-                        noise_gen, eps=eps, normalization=normalization,
+                        noise_gen, eps=settings.eps, normalization=settings.normalization,
                     )
                     if deepspeed:
-                        wrapped.backward(loss / grad_accum)
+                        wrapped.backward(loss / settings.grad_accum)
                     else:
-                        acc.backward(loss / grad_accum)
+                        acc.backward(loss / settings.grad_accum)
                 loss_sum += float(loss.detach())
                 nll_sum += stats["nll"]
                 mask_sum += stats["mask_rate"]
@@ -604,7 +567,7 @@ def train_sft(
             history.append(record)
             log(dict(record))
             progress_.update(step, status=f"loss {last_loss:.3f}")
-            if checkpoint_every and step % checkpoint_every == 0 and step < total_steps:
+            if settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < total_steps:
                 checkpoint()
                 saved_step = step
         if saved_step != step:

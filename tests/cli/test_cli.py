@@ -97,6 +97,10 @@ BAD = [
     (["run", "tiny/eval.gin", "-b", "gsm8k/dataset.gsm8k.limit = 0"], "(gsm8k/dataset.gsm8k()) has 0 examples"),
     (["run", "tiny/eval.gin", "-b", "model.tiny.max_positions = 40"], "more than the model's 40 positions"),
     (["validate", "tiny/eval.gin", "-b", "entry.evaluat.seed = 1"], "did you mean entry.evaluate"),
+    # settings objects' fields are the job's keywords, checked by name and type (brackets printed as they are)
+    (["validate", "tiny/igpo.gin", "-b", "entry.rl.lora_rnk = 2"], "did you mean lora_rank"),
+    (["validate", "tiny/sft.gin", "-b", "entry.sft.betas = [0.9, 'x']"],
+     "entry.sft.betas = [0.9, 'x']: expected tuple[float, float], got list"),
     (["describe", "sampler", "low_confidense"], "did you mean 'low_confidence'"),
     (["ls", "component"], "unknown listing"),
 ]

@@ -167,9 +167,10 @@ def test_sft_deepspeed_over_cpu_processes_is_refused(tmp_path, monkeypatch):
     assert not list((tmp_path / "runs").rglob("model"))
 
 
-@pytest.mark.parametrize("binding,needle", [("entry.sft.max_length = 100", "no SFT example fits the budget"),
-                                            ("entry.sft.betas = [0.9]", "two numbers"),
-                                            ("entry.sft.mixed_precision = 'fp16'", "mixed_precision must be one of")])
+@pytest.mark.parametrize("binding,needle", [
+    ("entry.sft.max_length = 100", "no SFT example fits the budget"),
+    ("entry.sft.betas = [0.9]", "entry.sft.betas = [0.9]: expected tuple[float, float], got list"),  # validate
+    ("entry.sft.mixed_precision = 'fp16'", "mixed_precision must be one of")])
 def test_sft_config_errors_exit_2(binding, needle, tmp_path):
     r = runner.invoke(app, ["run", "tiny/sft.gin", "--runs-dir", str(tmp_path / "runs"), "-b", binding])
     assert r.exit_code == 2, r.output

@@ -18,6 +18,7 @@ import json, sys, torch
 from igpo_kit.data.prompts import plain
 from igpo_kit.data.synthetic import arithmetic
 from igpo_kit.models.tiny import tiny
+from igpo_kit.sft.settings import SFTSettings
 from igpo_kit.sft.trainer import train_sft
 
 torch.set_num_threads(1)
@@ -26,8 +27,8 @@ model.network.to(torch.bfloat16)  # as loaded with dtype='bfloat16'
 # every weight but the input embedding, whose rows of tokens absent from the batch get no gradient
 before = {n: p.detach().clone() for n, p in model.network.named_parameters() if "embed_tokens" not in n}
 train_sft(model, arithmetic(4, difficulty=1, seed=0, trace_style="short"), plain(), run_dir=sys.argv[1],
-          max_length=160, batch_size=2, max_steps=1, lr=5e-7, min_lr=5e-7, warmup_steps=0, decay_fraction=0.0,
-          weight_decay=0.0, mixed_precision="bf16")
+          settings=SFTSettings(max_length=160, batch_size=2, max_steps=1, lr=5e-7, min_lr=5e-7, warmup_steps=0,
+                               decay_fraction=0.0, weight_decay=0.0, mixed_precision="bf16"))
 after = dict(model.network.named_parameters())
 print(json.dumps({
     "dtypes": sorted({str(p.dtype) for p in after.values() if p.requires_grad}),

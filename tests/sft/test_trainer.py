@@ -10,6 +10,7 @@ from igpo_kit.data.prompts import plain
 from igpo_kit.data.synthetic import arithmetic
 from igpo_kit.errors import ConfigError
 from igpo_kit.models.tiny import tiny
+from igpo_kit.sft.settings import SFTSettings
 from igpo_kit.sft.trainer import batch_indices, epoch_permutation, train_sft
 
 ARCH = dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
@@ -29,7 +30,7 @@ def _kwargs(**over):
         warmup_steps=2, min_lr=1e-5, decay_fraction=0.3, max_grad_norm=1.0, seed=1, checkpoint_every=2,
     )
     kw.update(over)
-    return kw
+    return {"settings": SFTSettings(**kw)}
 
 
 def _strip(records):
@@ -146,8 +147,8 @@ def test_sft_with_checkpointing_equals_without(tmp_path):
         logs[gc] = []
         train_sft(tiny(seed=0, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64),
                   arithmetic(4, difficulty=1, seed=0, trace_style="short"), plain(), run_dir=tmp_path / f"gc{gc}",
-                  max_length=160, batch_size=2, max_steps=2, lr=1e-2, warmup_steps=0, log=logs[gc].append,
-                  gradient_checkpointing=gc)
+                  settings=SFTSettings(max_length=160, batch_size=2, max_steps=2, lr=1e-2, warmup_steps=0,
+                                       gradient_checkpointing=gc), log=logs[gc].append)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rs]  # noqa: E731
     a, b = strip(logs[False]), strip(logs[True])
     assert len(a) == 2 and [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
