@@ -52,8 +52,10 @@ def native_llada(d_model: int, n_layers: int, n_heads: int, mlp: int, vocab: int
     """A randomly initialised native LLaDA (LLaDA-8B-Instruct's config.json with its sizes replaced)."""
     from igpo_kit.models.tiny import tiny
 
-    return tiny(hidden_size=d_model, num_layers=n_layers, num_heads=n_heads, intermediate_size=mlp,
-                architecture="llada", vocab_size=vocab, seed=seed).to(device=device, dtype=dtype)
+    model = tiny(hidden_size=d_model, num_layers=n_layers, num_heads=n_heads, intermediate_size=mlp,
+                 architecture="llada", vocab_size=vocab, seed=seed)
+    model.network.to(device=device, dtype=dtype)
+    return model
 
 
 def samplers(cfg: dict, threshold: float) -> dict:
