@@ -179,24 +179,25 @@ def main(argv=None) -> int:
     from igpo_kit.data.synthetic import arithmetic
     from igpo_kit.models.tiny import tiny
 
-    models = []
-    for steps in args.train_sft_steps:
-        model, path = train_quickstart_sft(steps, Path(args.sft_cache))
-        models.append((f"sft{steps}", model, str(path)))
-    for path in args.model_path:
-        models.append((Path(path).parent.name[:14], tiny(path=path), path))
-    if not models:
-        ap.error("give --model-path or --train-sft-steps")
     examples = arithmetic(n=args.n, difficulty=2, split="test")
     rows = []
-    print(f"load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    for name, model, path in models:
-        rows += [dict(r, path=path) for r in evaluate_model(model, name, examples, args.threshold, args.group_size,
-                                                             args.batch_size, args.seed)]
-    print(f"load average (1 min): {os.getloadavg()[0]:.1f}", flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(dict(n=args.n, group_size=args.group_size, threshold=args.threshold,
-                                                  decoding=GEN, rows=rows), indent=1))
+
+    def evaluate(name, model, path):
+        print(f"{name}: load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+        rows.extend(dict(r, path=path) for r in evaluate_model(model, name, examples, args.threshold,
+                                                               args.group_size, args.batch_size, args.seed))
+        print(f"{name}: load average (1 min) {os.getloadavg()[0]:.1f}", flush=True)
+        if args.out:  # after every model: a long run leaves what it finished
+            Path(args.out).write_text(json.dumps(dict(n=args.n, group_size=args.group_size, threshold=args.threshold,
+                                                      decoding=GEN, rows=rows), indent=1))
+
+    if not args.train_sft_steps and not args.model_path:
+        ap.error("give --model-path or --train-sft-steps")
+    for steps in args.train_sft_steps:  # each model is evaluated as soon as it is trained
+        model, path = train_quickstart_sft(steps, Path(args.sft_cache))
+        evaluate(f"sft{steps}", model, str(path))
+    for path in args.model_path:
+        evaluate(Path(path).parent.name[:14], tiny(path=path), path)
     return 0
 
 

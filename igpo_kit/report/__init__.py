@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from igpo_kit.report.load import load, load_run, load_sweep, read_metrics
-from igpo_kit.report.tables import (Table, eval_columns, eval_table, final_value, mean_stderr, to_csv, to_markdown,
-                                    to_rich, training_table)
+from igpo_kit.report.tables import (Table, eval_columns, eval_table, final_value, mean_stderr, speed_table, to_csv,
+                                    to_markdown, to_rich, training_table)
 
 
 @dataclass
@@ -71,6 +71,9 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, baseline: 
         rep.tables["eval"] = ev
     if tr is not None:
         rep.tables["training"] = tr
+    sp = speed_table(records, baseline=baseline, strict_baseline=strict)
+    if sp is not None:
+        rep.tables["speed"] = sp
     if not write:
         return rep
     out = Path(out_dir) if out_dir is not None else Path(path) / "report"

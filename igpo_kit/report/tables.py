@@ -197,6 +197,34 @@ def eval_table(records: list[dict], baseline: str | None = None, metric: str | N
                   note=f"deltas in percentage points relative to {baseline}" if bmap else "")
 
 
+def speed_table(records: list[dict], baseline: str | None = None, strict_baseline: bool = True) -> Table | None:
+    """Generation speed of evaluation runs: tokens/s per benchmark (``tokens_per_s`` of ``summary.json``) x methods,
+    mean ± stderr over seeds; deltas in tokens/s and a ``speed-up`` column (mean over benchmarks of the ratio to
+    the baseline's tokens/s) -- a sampler comparison in the same report as its accuracy."""
+    recs = [r for r in records if any(isinstance(m, dict) and "tokens_per_s" in m
+                                      for m in (r.get("summary") or {}).values())]
+    if not recs:
+        return None
+    tasks = list(dict.fromkeys(t for r in recs for t, m in r["summary"].items()
+                               if isinstance(m, dict) and "tokens_per_s" in m))
+    columns = [f"{t} tokens/s" for t in tasks]
+    per_record = [(r, {c: float(r["summary"][t]["tokens_per_s"]) for t, c in zip(tasks, columns)
+                       if t in r["summary"] and "tokens_per_s" in r["summary"][t]}) for r in recs]
+    bmap = resolve_baseline(recs, baseline, strict=strict_baseline)
+    table = _table("Generation speed (tokens/s, mean ± stderr over seeds)", columns, per_record, bmap,
+                   baseline if bmap else None, digits=1,
+                   note=f"deltas in tokens/s relative to {baseline}; speed-up = tokens/s / {baseline}'s" if bmap else "")
+    base_row = next((row for row in table.rows if row.method == baseline), None)
+    if base_row is not None:
+        table.columns.append("speed-up")
+        for row in table.rows:
+            ratios = [row.cells[c].mean / base_row.cells[c].mean for c in columns
+                      if c in row.cells and c in base_row.cells and base_row.cells[c].mean > 0]
+            if ratios:
+                row.cells["speed-up"] = Stat(sum(ratios) / len(ratios), None, len(ratios))
+    return table
+
+
 def final_value(metrics: list[dict], key: str, last: int) -> float | None:
     xs = [float(m[key]) for m in metrics if isinstance(m.get(key), (int, float)) and not isinstance(m.get(key), bool)]
     if not xs:

@@ -219,3 +219,24 @@ def test_report_cli(tmp_path):
     r = runner.invoke(app, ["report", str(sw), "--out", str(out), "--baseline", "igpo"])
     assert r.exit_code == 0 and "(-4.0)" in r.stdout and "Evaluation" in r.stdout
     assert (out / "training_curves.png").exists()
+
+
+def test_speed_table_next_to_accuracy(tmp_path):
+    """A sampler comparison (e.g. ablations/samplers.toml): accuracy and tokens/s in one report, speed-up vs the
+    baseline sampler."""
+    cells = []
+    for arm, tps in (("exact", [10.0, 12.0]), ("dual_cache", [40.0, 36.0])):
+        for seed, v in zip((0, 1), tps):
+            summary = {"gsm8k": {"avg@1": 0.5, "pass@1": 0.5, "problems": 100, "task": "gsm8k", "tokens_per_s": v}}
+            cells.append({"id": f"{arm}-{seed}", "arm": arm, "keys": {"SEED": str(seed)}, "values": {"SEED": seed},
+                          "method": arm, "summary": summary})
+    sw = make_sweep(tmp_path / "sw", cells, baseline="exact", axes={"SEED": "SEED"})
+    rep = build_report(sw, plots=False)
+    t = rep.tables["speed"]
+    assert t.columns == ["gsm8k tokens/s", "speed-up"]
+    assert t.row("dual_cache").cells["gsm8k tokens/s"].mean == pytest.approx(38.0)
+    assert t.row("dual_cache").cells["gsm8k tokens/s"].delta == pytest.approx(27.0)
+    assert t.row("dual_cache").cells["speed-up"].mean == pytest.approx(38.0 / 11.0)
+    assert "eval" in rep.tables and (sw / "report" / "speed_table.csv").is_file()
+    assert "Generation speed" in (sw / "report" / "report.md").read_text()
+    assert "speed" not in build_report(arms_sweep(tmp_path / "plain"), plots=False).tables  # no tokens/s: no table
