@@ -13,7 +13,9 @@ completion tokens equal to the exact sampler's (greedy; random weights make that
 see ``bench/sampler_accuracy.py`` for a trained model).
 
 Random weights: every confidence is ~1/V, so a threshold commits one token per step (more steps than the exact
-schedule); its speed is only meaningful on a trained model (``--model-path``). The model is the native LLaDA class
+schedule); its speed is only meaningful on a trained model (``--model-path``): on random weights compare
+``--samplers exact,dual_cache`` and scale by the NFE a trained model needs. CPU runs have no warm-up call (the
+first of the interleaved rounds is as warm as the others), CUDA runs one per sampler. The model is the native LLaDA class
 (:mod:`igpo_kit.models.llada`) at the stated sizes, random init (seeded), float32 on CPU. The load average is printed
 with the times: on a shared machine compare the in-process ratios, not the absolute figures.
 """
@@ -58,25 +60,30 @@ def native_llada(d_model: int, n_layers: int, n_heads: int, mlp: int, vocab: int
     return model
 
 
-def samplers(cfg: dict, threshold: float) -> dict:
+SAMPLERS = ("exact", "exact+thr", "dual_cache", "dual_cache+thr")
+
+
+def samplers(cfg: dict, threshold: float, names=SAMPLERS) -> dict:
     from igpo_kit.sampling.dual_cache import dual_cache
     from igpo_kit.sampling.generate import low_confidence
 
     common = dict(gen_length=cfg["gen_length"], block_length=cfg["block"], steps=cfg["steps"], temperature=0.0)
-    return {
+    every = {
         "exact": low_confidence(**common),
         "exact+thr": low_confidence(**common, threshold=threshold),
         "dual_cache": dual_cache(**common),
         "dual_cache+thr": dual_cache(**common, threshold=threshold),
     }
+    return {n: every[n] for n in names}
 
 
 def bench(model, prompts: torch.Tensor, mask: torch.Tensor | None, samplers_: dict, repeats: int) -> list[dict]:
     """Interleaved rounds (one call of each sampler per round), median wall time per sampler."""
     device = model.device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for s in samplers_.values():  # warm-up (allocator, kernels)
-        s(model, prompts, attention_mask=mask)
+    if device.type == "cuda":
+        for s in samplers_.values():  # warm-up (CUDA context, kernels, allocator)
+            s(model, prompts, attention_mask=mask)
     times: dict[str, list[float]] = {n: [] for n in samplers_}
     outs: dict[str, object] = {}
     for _ in range(repeats):
@@ -106,6 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated subset (exact is required)")
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -148,7 +156,11 @@ def main(argv=None) -> int:
           f"{torch.get_num_threads()} threads; batch {prompts.shape[0]}, prompt {prompts.shape[1]}, "
           f"L {cfg['gen_length']}, block {cfg['block']}, steps {cfg['steps']}, threshold {threshold}, greedy; "
           f"median of {args.repeats}, interleaved")
-    rows = bench(model, prompts, mask, samplers(cfg, threshold), args.repeats)
+    names = [n for n in args.samplers.split(",") if n]
+    if "exact" not in names or set(names) - set(SAMPLERS):
+        print(f"--samplers: a subset of {', '.join(SAMPLERS)} including exact", file=sys.stderr)
+        return 2
+    rows = bench(model, prompts, mask, samplers(cfg, threshold, names), args.repeats)
     load_after = os.getloadavg()
     print(f"load average (1 min) before / after: {load[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'sampler':<16} {'tokens/s':>10} {'vs exact':>9} {'NFE':>5} {'same tokens as exact':>22}")

@@ -179,7 +179,8 @@ def test_cache_refreshed_once_per_block_from_the_finished_previous_block(native,
 def test_hints_never_overwritten_and_all_masks_filled(native, batch, threshold):
     prompts, mask, hint_ids, hint_mask = batch
     moved = []
-    out = dual_cache(gen_length=L, block_length=BL, steps=STEPS, temperature=1.2, threshold=threshold)(
+    cfg = 0.5 if threshold is None else 0.0  # guidance: conditional and unconditional caches side by side
+    out = dual_cache(gen_length=L, block_length=BL, steps=STEPS, temperature=1.2, threshold=threshold, cfg_scale=cfg)(
         native, prompts, attention_mask=mask, hint_ids=hint_ids, hint_mask=hint_mask,
         generator=torch.Generator().manual_seed(0), on_step=lambda info: moved.append(info.transferred.clone()))
     plen = prompts.shape[1]
