@@ -34,7 +34,7 @@ def test_speed_bench_runs(tmp_path):
 def test_accuracy_bench_runs_on_a_saved_model(tmp_path):
     from igpo_kit.models.tiny import save, tiny
 
-    path = save(tiny(architecture="llada_native"), tmp_path / "model")
+    path = save(tiny(architecture="llada"), tmp_path / "model")
     out = tmp_path / "acc.json"
     _run([str(ROOT / "bench" / "sampler_accuracy.py"), "--model-path", str(path), "--n", "3", "--group-size", "2",
           "--out", str(out)], tmp_path)
