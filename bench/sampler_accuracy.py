@@ -89,7 +89,7 @@ def run_sampler(model, sampler, prompts: list[list[int]], samples: int, batch_si
 
 
 def evaluate_model(model, name: str, examples, threshold: float, group_size: int, batch_size: int,
-                   seed: int) -> list[dict]:
+                   seed: int, taus: tuple[float, ...] = (0.0, 1.2)) -> list[dict]:
     from igpo_kit.components.grader import math_verify
     from igpo_kit.components.prompt import plain
 
@@ -98,7 +98,8 @@ def evaluate_model(model, name: str, examples, threshold: float, group_size: int
     golds = [ex.answer for ex in examples]
     grader = math_verify()
     rows = []
-    for tau, samples in ((0.0, 1), (1.2, group_size)):
+    for tau in taus:
+        samples = 1 if tau == 0 else group_size
         results = {}
         for sname, sampler in samplers(threshold, tau).items():
             correct, lengths, seconds, nfe = run_sampler(model, sampler, prompts, samples, batch_size, seed, grader,
@@ -170,6 +171,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=512)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--taus", default="0,1.2", help="temperatures (0 = greedy, one sample; else G samples)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -185,7 +187,8 @@ def main(argv=None) -> int:
     def evaluate(name, model, path):
         print(f"{name}: load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
         rows.extend(dict(r, path=path) for r in evaluate_model(model, name, examples, args.threshold,
-                                                               args.group_size, args.batch_size, args.seed))
+                                                               args.group_size, args.batch_size, args.seed,
+                                                               tuple(float(t) for t in args.taus.split(","))))
         print(f"{name}: load average (1 min) {os.getloadavg()[0]:.1f}", flush=True)
         if args.out:  # after every model: a long run leaves what it finished
             Path(args.out).write_text(json.dumps(dict(n=args.n, group_size=args.group_size, threshold=args.threshold,
