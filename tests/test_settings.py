@@ -83,8 +83,8 @@ def test_a_field_without_its_doc_line_or_a_clash_fails_at_decoration():
 def test_every_job_settings_class_documents_every_field():
     from igpo_kit import entry
 
-    classes = {cls for job in (entry.rl, entry.sft) for cls in job.settings_classes.values()}
-    assert {c.__name__ for c in classes} == {"RLSettings", "RLSetup", "SFTSettings"}
+    classes = {cls for job in (entry.rl, entry.sft, entry.evaluate) for cls in job.settings_classes.values()}
+    assert {c.__name__ for c in classes} == {"RLSettings", "RLSetup", "SFTSettings", "EvalSettings"}
     for cls in classes:
         assert undocumented(cls) == [], cls
         assert len(field_docs(cls)) == len(dataclasses.fields(cls))

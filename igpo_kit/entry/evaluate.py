@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from igpo_kit.evaluation.settings import EvalSettings
+from igpo_kit.settings import flat_settings
 
+
+@flat_settings(settings=EvalSettings)
 def evaluate(
     model: Any = None,
     tasks: Any = (),
-    seed: int = 0,
-    batch_size: int = 8,
-    grade_timeout_s: float = 5.0,
-    grade_workers: int = 2,
+    settings: EvalSettings = EvalSettings(),
     progress: bool = True,
     report_to: str | list[str] | tuple[str, ...] = (),
     run: Any = None,
@@ -21,10 +23,8 @@ def evaluate(
     Args:
         model: a DiffusionLM (``@model.llada()``, ``@model.tiny()``...).
         tasks: ``[@gsm8k/tasks.task(), ...]``.
-        seed: seed of the sampling generator (each task starts from it).
-        batch_size: rows per sampler call.
-        grade_timeout_s: wall-clock bound per graded answer; a timed-out answer scores 0 and is counted.
-        grade_workers: grading processes.
+        settings: seed, batch size and grading (:class:`~igpo_kit.evaluation.settings.EvalSettings`; one keyword
+            each in recipes, listed below).
         progress: progress bars / lines of generation and grading on stderr.
         report_to: experiment trackers that also get each task's metrics (``<task>/<metric>``):
             ``['tensorboard']``, ``'wandb'``, ``'mlflow'`` (:mod:`igpo_kit.tracking`).
@@ -41,8 +41,6 @@ def evaluate(
         check_sampler_model(getattr(task, "sampler", None), model)
     from igpo_kit.tracking import tracked
 
-    settings = dict(seed=seed, batch_size=batch_size, grade_timeout_s=grade_timeout_s,
-                    tasks=",".join(getattr(t, "name", "?") for t in tasks))
-    with tracked(run, report_to, "eval", config=settings, step_key=None, prefix_key="task"):
-        return run_eval(model, list(tasks), run, seed=seed, batch_size=batch_size, grade_timeout_s=grade_timeout_s,
-                        grade_workers=grade_workers, progress=progress)
+    config = {**dataclasses.asdict(settings), "tasks": ",".join(getattr(t, "name", "?") for t in tasks)}
+    with tracked(run, report_to, "eval", config=config, step_key=None, prefix_key="task"):
+        return run_eval(model, list(tasks), run, settings, progress=progress)

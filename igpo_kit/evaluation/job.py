@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from igpo_kit.evaluation.metrics import summarize
+from igpo_kit.evaluation.settings import EvalSettings
 from igpo_kit.models.base import DiffusionLM, left_pad
 from igpo_kit.atomic import write_atomic
 from igpo_kit.runs import Run
@@ -63,9 +64,9 @@ def evaluate_task(model: DiffusionLM, task, *, generator: torch.Generator, batch
     return rows, metrics
 
 
-def run_eval(model: DiffusionLM, tasks: list, run: Run, *, seed: int = 0, batch_size: int = 8,
-             grade_timeout_s: float = 5.0, grade_workers: int = 2, progress: bool = True) -> dict[str, Any]:
-    """Evaluate ``model`` on every task; returns ``{task: metrics}``."""
+def run_eval(model: DiffusionLM, tasks: list, run: Run, settings: EvalSettings = EvalSettings(), *,
+             progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``model`` on every task with ``settings`` (seed, batch size, grading); returns ``{task: metrics}``."""
     from rich.console import Console
     from rich.table import Table
 
@@ -77,9 +78,10 @@ def run_eval(model: DiffusionLM, tasks: list, run: Run, *, seed: int = 0, batch_
         gen_path = out_dir / f"{task.name}.jsonl"
         if task.name in summary and gen_path.exists():
             continue  # finished before a restart
-        generator = torch.Generator(device=model.device).manual_seed(seed)
-        rows, metrics = evaluate_task(model, task, generator=generator, batch_size=batch_size,
-                                      grade_timeout_s=grade_timeout_s, grade_workers=grade_workers, progress=progress)
+        generator = torch.Generator(device=model.device).manual_seed(settings.seed)
+        rows, metrics = evaluate_task(model, task, generator=generator, batch_size=settings.batch_size,
+                                      grade_timeout_s=settings.grade_timeout_s, grade_workers=settings.grade_workers,
+                                      progress=progress)
         write_atomic(gen_path, "".join(json.dumps(r) + "\n" for r in rows))
         summary[task.name] = metrics
         run.log(metrics)
