@@ -11,14 +11,15 @@ import subprocess
 import sys
 
 _SCRIPT = r"""
-import json, resource, sys, torch
+import json, sys, torch
 from igpo_kit.config.memory import network_architecture
 from igpo_kit.models.memory import Workload, estimate_peak
 from igpo_kit.models.tiny import tiny
 
 checkpointing = sys.argv[1] == "1"
 rows, T = 4, 256
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux reports KiB)
+# VmHWM: this process image's own peak RSS (ru_maxrss would carry the forking parent's peak across exec)
+peak = lambda: 1024 * int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 warm = tiny(seed=1)  # imports (transformers' model code, tokenizers) and autograd, before the baseline
 warm.logits(torch.randint(10, warm.vocab_size, (2, 16))).float().sum().backward()
 del warm

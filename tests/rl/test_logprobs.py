@@ -123,7 +123,7 @@ def test_completion_mask():
 
 
 _PEAK_SCRIPT = r"""
-import json, resource, torch
+import json, torch
 from transformers import GemmaConfig, GemmaForCausalLM
 from igpo_kit.models.base import DiffusionLM
 from igpo_kit.rl.logprobs import in_micro_batches, mean_field
@@ -135,7 +135,8 @@ config = GemmaConfig(vocab_size=V, hidden_size=16, num_hidden_layers=1, num_atte
                      attn_implementation="sdpa")
 lm = DiffusionLM(network=GemmaForCausalLM(config).eval(), tokenizer=None, mask_id=3, eos_id=1, logits_slice=True)
 seqs = torch.randint(10, V, (16, P + L))
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux reports KiB)
+# VmHWM: this process image's own peak RSS (ru_maxrss would carry the forking parent's peak across exec)
+peak = lambda: 1024 * int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 out, ents = {}, {}
 with torch.no_grad():
     in_micro_batches(mean_field(), lm, seqs[:2], P, None, 2)  # warm-up: one micro-batch of 2 rows
