@@ -22,10 +22,13 @@ import os, sys, time
 from igpo_kit.runs import RunLock
 lock = RunLock(sys.argv[1]).acquire()
 if sys.argv[2] == "fork":
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # a forked child (like a grading worker) outlives the parent
+        os.write(ready_w, b"1")  # the after-fork hooks have run by the time fork() returns here
         time.sleep(120)
         os._exit(0)
+    os.read(ready_r, 1)  # the child is past fork(): no race with the kill below, even on a loaded machine
     print(pid, flush=True)
 print("held", flush=True)
 time.sleep(float(sys.argv[3]))
