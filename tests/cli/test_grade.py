@@ -127,5 +127,9 @@ def test_pathological_answers_time_out_and_are_reported(tmp_path):
     r = runner.invoke(app, ["grade", str(path), "--json", "--timeout", "2", "--out", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
-    assert res["correct"] == 8 and res["timeouts"] == 2
-    assert [v["verdicts"]["math"]["timeout"] for v in rows_of(out)] == [True, True] + [False] * 8
+    verdicts = [v["verdicts"]["math"] for v in rows_of(out)]
+    # the power tower always runs past the timeout; the \frac tower is decided (wrong) in about a second on an idle
+    # machine and times out on a loaded one: either way it is bounded and scores 0, and nothing hangs
+    assert res["correct"] == 8 and res["timeouts"] == 1 + int(verdicts[0]["timeout"])
+    assert verdicts[1]["timeout"] and verdicts[0]["score"] == verdicts[1]["score"] == 0
+    assert [v["timeout"] for v in verdicts[2:]] == [False] * 8

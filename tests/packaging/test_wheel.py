@@ -58,7 +58,9 @@ def test_unpacked_wheel_finds_its_recipes_and_no_data_package(wheel, tmp_path):
         "    assert importlib.util.find_spec(name) is None, name\n"
     )
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "IGPO_KIT_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+    # -S: not the running venv's site-packages, whose editable install puts this checkout (and so its top-level
+    # folders, as namespace packages) on sys.path: only the unpacked wheel is importable here
+    r = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
                        timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
 
