@@ -50,43 +50,34 @@ ARCHITECTURES = ("gemma", "llada", "dream")
 META_FILE = "igpo_kit_model.json"
 
 
-def build_tokenizer():
-    """Character-level ``PreTrainedTokenizerFast`` with LLaDA's special tokens and chat template."""
+def _char_tokenizer(specials: list[str], chat_template: str, **special_tokens):
+    """Character-level ``PreTrainedTokenizerFast``: ``specials`` first (ids 0..), then one id per character of CHARS."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(SPECIALS + [c for c in dict.fromkeys(CHARS)])}
+    vocab = {t: i for i, t in enumerate(specials + [c for c in dict.fromkeys(CHARS)])}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<|unk|>"))
     core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
     core.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        pad_token="<|pad|>",
-        eos_token="<|endoftext|>",
-        mask_token="<|mdm_mask|>",
-        bos_token="<|startoftext|>",
-        unk_token="<|unk|>",
-        extra_special_tokens=["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
-    )
-    tok.chat_template = LLADA_CHAT_TEMPLATE
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<|unk|>", **special_tokens)
+    tok.chat_template = chat_template
     return tok
+
+
+def build_tokenizer():
+    """Character-level ``PreTrainedTokenizerFast`` with LLaDA's special tokens and chat template."""
+    return _char_tokenizer(
+        SPECIALS, LLADA_CHAT_TEMPLATE, pad_token="<|pad|>", eos_token="<|endoftext|>", mask_token="<|mdm_mask|>",
+        bos_token="<|startoftext|>", extra_special_tokens=["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+    )
 
 
 def build_dream_tokenizer():
     """Character-level ``PreTrainedTokenizerFast`` with Dream's special tokens and chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {t: i for i, t in enumerate(DREAM_SPECIALS + [c for c in dict.fromkeys(CHARS)])}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<|unk|>"))
-    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    core.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<|endoftext|>", eos_token="<|endoftext|>", mask_token="<|mask|>",
-        bos_token="<|beginoftext|>", unk_token="<|unk|>", extra_special_tokens=["<|im_start|>", "<|im_end|>"],
+    return _char_tokenizer(
+        DREAM_SPECIALS, DREAM_CHAT_TEMPLATE, pad_token="<|endoftext|>", eos_token="<|endoftext|>",
+        mask_token="<|mask|>", bos_token="<|beginoftext|>", extra_special_tokens=["<|im_start|>", "<|im_end|>"],
     )
-    tok.chat_template = DREAM_CHAT_TEMPLATE
-    return tok
 
 
 def _wrap(network, tok, name: str) -> DiffusionLM:
