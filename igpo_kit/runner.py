@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from igpo_kit.errors import ConfigError
 
@@ -39,8 +39,14 @@ def default_runs_dir() -> Path:
 
 
 def prepare(recipe: str | None, gin_files=(), bindings=(), plugins=(), runs_dir: str | Path | None = None,
-            name: str | None = None, fresh: bool = False) -> Plan:
-    """Parse and validate; choose the run directory ``<runs_dir>/<name>/<run-id>`` (run-id: config hash)."""
+            name: str | None = None, fresh: bool = False,
+            processes: Callable[[Any], tuple[int, str]] | None = None) -> Plan:
+    """Parse and validate (values, and the data: :func:`igpo_kit.config.preflight.data_problems`); choose the run
+    directory ``<runs_dir>/<name>/<run-id>`` (run-id: config hash). Writes nothing.
+
+    ``processes``: ``config -> (planned number of processes, where it comes from)``, the launch plan
+    (:func:`igpo_kit.launch.submit.planned_processes`); default: :func:`launcher_processes`.
+    """
     from igpo_kit import config as cfg
     from igpo_kit.runs import run_id
 
@@ -48,7 +54,7 @@ def prepare(recipe: str | None, gin_files=(), bindings=(), plugins=(), runs_dir:
     config = cfg.parse(recipe, gin_files=list(gin_files), bindings=list(bindings))
     from igpo_kit.config.preflight import data_problems
 
-    problems = data_problems()
+    problems = data_problems(*(processes(config) if processes is not None else launcher_processes()))
     if problems:
         raise ConfigError(*problems)
     name = name or (config.recipe.stem if config.recipe else config.job)
@@ -65,6 +71,15 @@ def process_rank() -> int:
         if value.isdigit():
             return int(value)
     return 0
+
+
+def launcher_processes() -> tuple[int, str]:
+    """``(processes, where the number comes from)`` a launcher that starts one process per rank (``torchrun``,
+    ``accelerate launch`` with its ``num_processes``, DeepSpeed's launcher) gave this job: ``$WORLD_SIZE``, else 1."""
+    value = os.environ.get("WORLD_SIZE", "").strip()
+    if value.isdigit() and int(value) > 1:
+        return int(value), f"$WORLD_SIZE = {value} (the launcher's)"
+    return 1, ""
 
 
 def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | Path = "runs/run",
@@ -151,4 +166,4 @@ def run_local(plan: Plan, argv: list[str] | None = None) -> dict[str, Any]:
     return execute(plan.config.text, plan.config.bindings, plan.run_dir, plan.plugins, argv=argv or sys.argv)
 
 
-__all__ = ["ConfigError", "Plan", "execute", "prepare", "process_rank", "run_local"]
+__all__ = ["ConfigError", "Plan", "execute", "launcher_processes", "prepare", "process_rank", "run_local"]

@@ -42,10 +42,15 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ):
     """Run a recipe. Re-running the same config resumes its run directory."""
+    from igpo_kit.launch.submit import planned_processes
     from igpo_kit.runner import prepare, run_local
 
     executor = Executor(executor).value
-    plan = prepare(recipe, gin_file or [], bind or [], plugin or [], runs_dir=runs_dir, name=name, fresh=fresh)
+    def processes(config):  # the launch plan's processes, for the data check (before anything is written)
+        return planned_processes(config.job, config.recipe, executor, cluster, resources, slurm_set or [])
+
+    plan = prepare(recipe, gin_file or [], bind or [], plugin or [], runs_dir=runs_dir, name=name, fresh=fresh,
+                   processes=processes)
     if dry_run:
         from igpo_kit.launch.memory import memory_lines
 
@@ -79,20 +84,28 @@ def validate(
     bind: Optional[List[str]] = BIND,
     gin_file: Optional[List[str]] = GIN_FILE,
     plugin: Optional[List[str]] = PLUGIN,
+    executor: Executor = typer.Option(Executor.local, help="check against the processes of this launch: local "
+                                      "($WORLD_SIZE under torchrun / accelerate launch, else 1) | subprocess | slurm"),
+    cluster: Optional[str] = typer.Option(None, help="cluster profile (slurm/clusters/NAME.toml)"),
+    resources: Optional[str] = typer.Option(None, help="resource profile (slurm/resources/NAME.toml)"),
+    slurm_set: Optional[List[str]] = typer.Option(None, "-S", help="Slurm parameter override KEY=VALUE"),
 ):
-    """Parse and check recipes (gin errors, components, types, unused macros) without running anything."""
+    """Parse and check recipes (gin errors, components, types, ranges, unused macros; the data against the model's
+    maximum length and the planned processes) without running or writing anything."""
     from igpo_kit import config as cfg
     from igpo_kit.errors import ConfigError
+    from igpo_kit.launch.submit import planned_processes
     from igpo_kit.runner import load_plugins
 
     load_plugins(plugin or [])
+    executor = Executor(executor).value
     problems = []
     for r in recipes:
         try:
             c = cfg.parse(r, gin_files=gin_file or [], bindings=bind or [])
             from igpo_kit.config.preflight import data_problems
 
-            data = data_problems()
+            data = data_problems(*planned_processes(c.job, c.recipe, executor, cluster, resources, slurm_set or []))
             if data:
                 raise ConfigError(*data)
             err.print(f"[green]ok[/green] {r} (job: {c.job})")

@@ -19,16 +19,12 @@ def memory_lines(plan: Any, cluster: str | None = None, resources: str | None = 
                  overrides: Sequence[str] = (), executor: str = "slurm") -> list[tuple[str, str]]:
     """``[(style, line), ...]`` to print (style ``""``, ``"yellow"`` for a warning); empty for other jobs."""
     from igpo_kit.config.memory import estimate_job
-    from igpo_kit.launch.profiles import load_profile
-    from igpo_kit.launch.submit import default_resources, recipe_resources
+    from igpo_kit.launch.submit import launch_profile
 
     job = getattr(plan.config, "job", None)
     if job not in ("rl", "sft"):
         return []
-    if resources is None and executor == "slurm":
-        resources = recipe_resources(getattr(plan.config, "recipe", None))
-    resources = resources or default_resources(job, executor)
-    profile = load_profile(cluster, resources, list(overrides))
+    profile = launch_profile(job, getattr(plan.config, "recipe", None), executor, cluster, resources, overrides)
     world = max(1, profile.num_tasks)
     est = estimate_job(job, world=world)
     if est is None or est["parts"] is None:

@@ -106,6 +106,35 @@ def default_resources(job: str | None, executor: str = "slurm") -> str:
     return RESOURCES_BY_JOB.get(job or "", "tiny")
 
 
+def launch_profile(job: str | None, recipe: str | os.PathLike | None, executor: str = "slurm",
+                   cluster: str | None = None, resources: str | None = None, overrides: Sequence[str] = ()) -> Profile:
+    """The resources profile a job is launched with: ``resources``, else (Slurm) the one the recipe names
+    (:func:`recipe_resources`), else :func:`default_resources` of the job kind; ``overrides`` are ``-S`` strings."""
+    from igpo_kit.launch.profiles import load_profile
+
+    if resources is None and executor == "slurm":
+        resources = recipe_resources(recipe)
+    return load_profile(cluster, resources or default_resources(job, executor), list(overrides))
+
+
+def planned_processes(job: str | None, recipe: str | os.PathLike | None, executor: str = "local",
+                      cluster: str | None = None, resources: str | None = None,
+                      overrides: Sequence[str] = ()) -> tuple[int, str]:
+    """``(processes, where the number comes from)`` of a job before it is launched.
+
+    ``--executor slurm|subprocess``: the profile's nodes x tasks_per_node (one rank per task). ``local``: this
+    process, or, under a launcher that starts one process per rank (``torchrun``, ``accelerate launch`` with its
+    ``num_processes``, DeepSpeed's launcher), its ``$WORLD_SIZE`` (:func:`igpo_kit.runner.launcher_processes`).
+    """
+    if executor in CLI_EXECUTORS:
+        profile = launch_profile(job, recipe, executor, cluster, resources, overrides)
+        return profile.num_tasks, (f"--executor {executor}, profile {profile.cluster}/{profile.resources}: "
+                                   f"{profile.nodes} node(s) x {profile.tasks_per_node} task(s)")
+    from igpo_kit.runner import launcher_processes
+
+    return launcher_processes()
+
+
 def _abs_plugins(plugins: Sequence[str]) -> list[str]:
     """Plugin files become absolute paths (the job may start elsewhere); module names stay."""
     return [str(Path(p).absolute()) if (p.endswith(".py") or os.sep in p) and Path(p).exists() else p
@@ -187,7 +216,6 @@ def submit_run(plan: Any, *, executor: str = "slurm", cluster: str | None = None
 
     from igpo_kit.errors import RunError
     from igpo_kit.launch.job import Job
-    from igpo_kit.launch.profiles import load_profile
     from igpo_kit.launch.sbatch import render_profile
 
     if executor not in CLI_EXECUTORS:
@@ -196,9 +224,7 @@ def submit_run(plan: Any, *, executor: str = "slurm", cluster: str | None = None
     say = functools.partial(console.print, highlight=False, soft_wrap=True)
     kind = CLI_EXECUTORS[executor]
     job_kind = getattr(plan.config, "job", None)
-    if resources is None and kind == "slurm":
-        resources = recipe_resources(getattr(plan.config, "recipe", None))
-    profile = load_profile(cluster, resources or default_resources(job_kind, executor), list(overrides))
+    profile = launch_profile(job_kind, getattr(plan.config, "recipe", None), executor, cluster, resources, overrides)
     if kind == "local" and profile.nodes > 1:
         raise ConfigError(f"--executor subprocess runs on this machine; resources {profile.resources!r} asks for "
                           f"{profile.nodes} nodes", "use -S nodes=1, or --executor slurm")

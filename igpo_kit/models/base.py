@@ -158,12 +158,18 @@ class DiffusionLM:
 
     def chat_prompt(self, messages: list[dict], prefill: str = "") -> list[int]:
         """Token ids of ``messages`` under the tokenizer's chat template, with the generation prompt and prefill."""
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return self.tokenizer(text + prefill, add_special_tokens=False)["input_ids"]
+        return chat_prompt_ids(self.tokenizer, messages, prefill)
 
     def decode(self, ids) -> str:
         """Decode completion ids, skipping special tokens (EOS, EOT, mask); hint tokens are ordinary text."""
         return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def chat_prompt_ids(tokenizer: Any, messages: list[dict], prefill: str = "") -> list[int]:
+    """Token ids of ``messages`` under ``tokenizer``'s chat template, with the generation prompt and ``prefill``
+    (what :meth:`DiffusionLM.chat_prompt` feeds every sampler; needs the tokenizer only, no weights)."""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text + prefill, add_special_tokens=False)["input_ids"]
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,6 +85,19 @@ def read_config(path: str, binding: str) -> dict:
     return json.loads(open(file).read())
 
 
+def max_positions(raw: dict) -> int | None:
+    """The longest sequence a checkpoint's raw ``config.json`` allows: ``max_sequence_length`` (LLaDA), else
+    ``max_position_embeddings`` (Dream, Qwen2, Llama, BERT...); None when it names neither."""
+    keys = ("max_sequence_length", "max_position_embeddings")
+    if raw.get("model_type") != "llada":
+        keys = keys[::-1]
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
 def check_model_type(path: str, raw: dict, family: str, binding: str, implementation: str) -> None:
     """Refuse a checkpoint of another family, or an unknown ``model_type`` without ``implementation='remote'``."""
     if implementation not in IMPLEMENTATIONS:
@@ -191,7 +204,7 @@ def llada(
     return DiffusionLM(
         network=network.to(resolve_device(device)).eval(), tokenizer=tok, mask_id=mask_id, eos_id=eos_id,
         eot_id=eot_id, pad_id=eos_id, logits_slice=native, kv_cache=native,
-        max_positions=raw.get("max_sequence_length"), name=f"llada:{path}",
+        max_positions=max_positions(raw), name=f"llada:{path}",
     )
 
 
@@ -226,7 +239,7 @@ def dream(
         network=network.to(resolve_device(device)).eval(), tokenizer=tok, mask_id=mask_id, eos_id=eos_id,
         eot_id=eot_id, pad_id=eos_id, logits_slice=native, kv_cache=native, logits_shift=1,
         padding_mask_4d=not native, padding_position_ids=not native,
-        max_positions=raw.get("max_position_embeddings"), name=f"dream:{path}",
+        max_positions=max_positions(raw), name=f"dream:{path}",
     )
 
 def masked_lm(
@@ -251,5 +264,6 @@ def masked_lm(
     dev = resolve_device(device)
     return DiffusionLM(
         network=network.to(dev).eval(), tokenizer=tok, mask_id=tok.mask_token_id, eos_id=eos, eot_id=None,
-        pad_id=tok.pad_token_id, logits_slice=False, suppress_mask=suppress_mask, name=f"masked_lm:{path}",
+        pad_id=tok.pad_token_id, logits_slice=False, suppress_mask=suppress_mask,
+        max_positions=max_positions(network.config.to_dict()), name=f"masked_lm:{path}",
     )
