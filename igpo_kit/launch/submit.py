@@ -109,12 +109,17 @@ def default_resources(job: str | None, executor: str = "slurm") -> str:
 def launch_profile(job: str | None, recipe: str | os.PathLike | None, executor: str = "slurm",
                    cluster: str | None = None, resources: str | None = None, overrides: Sequence[str] = ()) -> Profile:
     """The resources profile a job is launched with: ``resources``, else (Slurm) the one the recipe names
-    (:func:`recipe_resources`), else :func:`default_resources` of the job kind; ``overrides`` are ``-S`` strings."""
+    (:func:`recipe_resources`), else :func:`default_resources` of the job kind; ``overrides`` are ``-S`` strings.
+    ``--executor subprocess`` runs on this machine: a profile of several nodes is refused."""
     from igpo_kit.launch.profiles import load_profile
 
     if resources is None and executor == "slurm":
         resources = recipe_resources(recipe)
-    return load_profile(cluster, resources or default_resources(job, executor), list(overrides))
+    profile = load_profile(cluster, resources or default_resources(job, executor), list(overrides))
+    if executor == "subprocess" and profile.nodes > 1:
+        raise ConfigError(f"--executor subprocess runs on this machine; resources {profile.resources!r} asks for "
+                          f"{profile.nodes} nodes", "use -S nodes=1, or --executor slurm")
+    return profile
 
 
 def planned_processes(job: str | None, recipe: str | os.PathLike | None, executor: str = "local",
@@ -225,9 +230,6 @@ def submit_run(plan: Any, *, executor: str = "slurm", cluster: str | None = None
     kind = CLI_EXECUTORS[executor]
     job_kind = getattr(plan.config, "job", None)
     profile = launch_profile(job_kind, getattr(plan.config, "recipe", None), executor, cluster, resources, overrides)
-    if kind == "local" and profile.nodes > 1:
-        raise ConfigError(f"--executor subprocess runs on this machine; resources {profile.resources!r} asks for "
-                          f"{profile.nodes} nodes", "use -S nodes=1, or --executor slurm")
     run_dir = Path(plan.run_dir).absolute()
     folder = run_dir / SUBMITIT_SUBDIR / "%j"
     name = _job_name(run_dir)
