@@ -21,6 +21,7 @@ import copy
 import inspect
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,16 +210,18 @@ def model_limit() -> ModelLimit | None:
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # its notes on the config class are the job's to show, not validate's
+    hf_logging.set_verbosity_error()  # its notes (config class, deprecations) are the job's to show, not validate's
     try:
-        if name == "tiny":
-            from transformers import AutoTokenizer
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if name == "tiny":
+                from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        else:
-            from igpo_kit.models.hf import load_tokenizer
+                tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            else:
+                from igpo_kit.models.hf import load_tokenizer
 
-            tok = load_tokenizer(str(folder), False, f"model.{name}")
+                tok = load_tokenizer(str(folder), False, f"model.{name}")
     except Exception:  # noqa: BLE001 - a tokenizer that does not load here is the job's to report, with its own error
         return None
     finally:

@@ -164,16 +164,36 @@ def test_subprocess_profile_and_launcher_world_size(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_longest_prompt_is_the_longest_of_all():
-    """Ranking by the question's own tokens then rendering the top ones finds the same as rendering every prompt."""
+def _byte_level_bpe(texts: list[str]):
+    """A byte-level BPE tokenizer (GPT-2/Qwen2 style: several characters per token) trained here on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from igpo_kit.models.tiny import DREAM_CHAT_TEMPLATE, DREAM_SPECIALS
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=DREAM_SPECIALS,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok.chat_template = DREAM_CHAT_TEMPLATE
+    return tok
+
+
+@pytest.mark.parametrize("kind", ["characters", "byte-level BPE"])
+def test_longest_prompt_is_the_longest_of_all(kind):
+    """Ranking by the question's own tokens (from the longest in bytes down) then rendering the top ones finds the
+    same example and length as rendering every prompt."""
     from igpo_kit.config.preflight import longest_prompt
     from igpo_kit.data.prompts import d1_eval
     from igpo_kit.data.synthetic import arithmetic
     from igpo_kit.models.base import chat_prompt_ids
     from igpo_kit.models.tiny import build_dream_tokenizer
 
-    tok, prompt = build_dream_tokenizer(), d1_eval()
     examples = list(arithmetic(n=300, difficulty=3)) + sample()
+    tok = build_dream_tokenizer() if kind == "characters" else _byte_level_bpe([ex.question for ex in examples])
+    prompt = d1_eval()
     every = [len(chat_prompt_ids(tok, prompt.messages(ex), prompt.prefill)) for ex in examples]
-    example, n = longest_prompt(tok, prompt, examples)
+    example, n = longest_prompt(tok, prompt, examples, chunk=16)  # small chunks: the early stop is exercised
     assert n == max(every) and example is examples[every.index(n)]
