@@ -46,6 +46,7 @@ def run(
     from igpo_kit.runner import prepare, run_local
 
     executor = Executor(executor).value
+
     def processes(config):  # the launch plan's processes, for the data check (before anything is written)
         return planned_processes(config.job, config.recipe, executor, cluster, resources, slurm_set or [])
 
