@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from igpo_kit.errors import ConfigError
+from igpo_kit.runs import default_runs_dir
 
 
 @dataclass
@@ -32,10 +33,6 @@ def load_plugins(plugins: list[str] | tuple = ()) -> None:
 
     for p in plugins:
         load_plugin(p)
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get("IGPO_KIT_RUNS", "runs"))
 
 
 def prepare(recipe: str | None, gin_files=(), bindings=(), plugins=(), runs_dir: str | Path | None = None,

@@ -19,12 +19,20 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from igpo_kit.atomic import write_atomic  # noqa: F401  (also imported from here by older callers)
 
 PACKAGES = ("igpo-kit", "torch", "transformers", "accelerate", "deepspeed", "datasets", "gin-config", "submitit",
             "math-verify", "typer", "rich", "peft")
+
+
+RUNS_ENV = "IGPO_KIT_RUNS"
+
+
+def default_runs_dir() -> Path:
+    """The root of run directories when none is given: ``$IGPO_KIT_RUNS``, else ``./runs``."""
+    return Path(os.environ.get(RUNS_ENV, "runs"))
 
 
 def run_id(config_text: str) -> str:
@@ -177,9 +185,14 @@ class RunLock:
     to finish exiting instead of failing.
     """
 
-    def __init__(self, run_dir: Path, requeue_wait_s: float = 120.0):
+    def __init__(self, run_dir: Path, requeue_wait_s: float = 120.0, wait: bool = False,
+                 on_wait: Callable[[dict[str, Any]], None] | None = None):
+        """``wait=True``: a second process blocks until the holder releases the lock (or exits) instead of failing;
+        ``on_wait`` is called once with the holder's record before it blocks (to say whom it waits for)."""
         self.path = Path(run_dir) / LOCK_FILE
         self.requeue_wait_s = requeue_wait_s
+        self.wait = wait
+        self.on_wait = on_wait
         self._fd: int | None = None
 
     def holder(self) -> dict[str, Any]:
@@ -202,6 +215,11 @@ class RunLock:
                 break
             except BlockingIOError:
                 held = self.holder()
+                if self.wait:
+                    if self.on_wait is not None:
+                        self.on_wait(held)
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # blocks; the kernel frees it when the holder exits
+                    break
                 job = os.environ.get("SLURM_JOB_ID")
                 if job and held.get("slurm_job_id") == job:  # our own job's previous instance, still exiting
                     deadline = deadline or time.monotonic() + self.requeue_wait_s

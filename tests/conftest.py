@@ -75,3 +75,35 @@ def tiny_causal_dir(tmp_path_factory):
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+# The quickstart's SFT at reduced size (tests only): the tiny ablation specs start RL from this model
+# (recipes/tiny/igpo_sft.gin, model.cached_sft). The smallest SFT that gives the model nonzero accuracy (measured:
+# see CHANGELOG / tests/sweep/test_tiny_arms_differ.py); bound as macros, exactly as a user would shrink it.
+SFT_START_BINDINGS = ["SFT_STEPS = 400", "SFT_BATCH_SIZE = 16", "SFT_WARMUP_STEPS = 20"]
+
+
+@pytest.fixture(scope="session")
+def sft_start(tmp_path_factory):
+    """A runs root whose quickstart SFT cache (``<root>/quickstart/_cache``) holds the reduced SFT start, built once
+    per session, and the bindings that select it: set ``$IGPO_KIT_RUNS`` to ``root`` and pass the bindings."""
+    import types
+
+    import gin
+
+    from igpo_kit import config as cfg
+
+    root = tmp_path_factory.mktemp("sft_start_runs")
+    before = os.environ.get("IGPO_KIT_RUNS")
+    os.environ["IGPO_KIT_RUNS"] = str(root)
+    try:
+        cfg.parse("tiny/igpo_sft.gin", bindings=SFT_START_BINDINGS)
+        gin.query_parameter("igpo_kit.entry.rl.model").scoped_configurable_fn()  # trains and caches it
+    finally:
+        gin.clear_config(clear_constants=False)
+        if before is None:
+            os.environ.pop("IGPO_KIT_RUNS", None)
+        else:
+            os.environ["IGPO_KIT_RUNS"] = before
+    assert len(list((root / "quickstart" / "_cache").glob("sft-*/model/config.json"))) == 1
+    return types.SimpleNamespace(root=root, bindings=list(SFT_START_BINDINGS))

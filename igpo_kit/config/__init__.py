@@ -149,8 +149,9 @@ def _resolve_selector(sel: str):
 
 
 def recipe_names() -> list[str]:
+    """The runnable recipes under ``recipes/`` (``_name.gin`` files are include fragments, e.g. shared settings)."""
     root = assets.path("recipes")
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*.gin"))
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.gin") if not p.name.startswith("_"))
 
 
 def find_recipe(name: str | Path) -> Path:

@@ -2,8 +2,10 @@
 
 Steps (each resumable; re-running the same config continues where a killed run stopped):
 
-1. SFT (:func:`igpo_kit.sft.cache.cached_sft`): ``model`` trained on ``sft_dataset``, cached by content under
-   ``<runs>/<name>/_cache/sft-<key>/`` (``cache_dir``), so later runs with the same SFT settings only load it.
+1. SFT (:func:`igpo_kit.sft.start.pretrain`, the call the ``model.cached_sft`` component makes too): ``model``
+   trained on ``sft_dataset``, cached by content under ``<runs>/<name>/_cache/sft-<key>/`` (``cache_dir``), so later
+   runs with the same SFT settings (and the tiny RL recipes that start from it, ``recipes/tiny/igpo_sft.gin``) only
+   load it.
 2. One RL run per arm and seed (:func:`igpo_kit.entry.rl.rl`) from the SFT weights, identical settings and seed
    except the replacement policy (``arms``: GRPO = ``none``, IGPO = ``igpo``): ``<run>/arms/<arm>/seed_<s>/`` with
    ``metrics.jsonl``, checkpoints and the final model.
@@ -115,7 +117,7 @@ def quickstart(
     t_start = time.perf_counter()
     try:
         # 1. SFT (cached)
-        from igpo_kit.sft.cache import cached_sft
+        from igpo_kit.sft.start import pretrain
 
         root = Path(cache_dir) if cache_dir else run.dir.parent / "_cache"
         console.rule("[bold]1/4 SFT[/bold]: pre-train the tiny dLLM (cached)")
@@ -125,10 +127,12 @@ def quickstart(
                 console.print(f"sft step {rec['step']:>5}/{sft_steps}  loss {rec['loss']:.3f}  lr {rec['lr']:.2e}  "
                               f"[{time.perf_counter() - t_start:.0f}s]", highlight=False)
 
-        sft = cached_sft(model, list(sft_dataset), prompt, root, log=sft_progress, max_length=sft_max_length,
-                         batch_size=sft_batch_size, max_steps=sft_steps, lr=sft_learning_rate,
-                         min_lr=sft_min_learning_rate, warmup_steps=sft_warmup_steps, weight_decay=sft_weight_decay,
-                         checkpoint_every=sft_checkpoint_every, seed=sft_seed)
+        # the same call as the model.cached_sft component (igpo_kit.sft.start): the same settings, the same cache key
+        sft = pretrain(model, sft_dataset, prompt, root, log=sft_progress,
+                       notify=lambda m: console.print(m, highlight=False, soft_wrap=True), max_length=sft_max_length,
+                       batch_size=sft_batch_size, steps=sft_steps, lr=sft_learning_rate, min_lr=sft_min_learning_rate,
+                       warmup_steps=sft_warmup_steps, weight_decay=sft_weight_decay,
+                       checkpoint_every=sft_checkpoint_every, seed=sft_seed)
         model.network.eval()
         console.print(f"SFT {'reused' if sft.reused else 'trained'} ({sft.steps_run} steps run, {sft.seconds:.0f}s): "
                       f"{sft.model_dir}", highlight=False, soft_wrap=True)

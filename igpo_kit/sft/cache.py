@@ -7,6 +7,10 @@ question, trace, answer of each, in order), the prompt template and the SFT sett
 checkpoint there and a complete one (``model/`` written) is only loaded. ``key.json`` there says what the key was
 computed from (for humans; the key itself is the hash) and ``metrics.jsonl`` holds one line per SFT step.
 
+Several processes may ask for the same SFT at once (sweep cells starting together, each from the quickstart's SFT):
+the first takes the run directory's lock (:class:`~igpo_kit.runs.RunLock`) and trains; the others block on it and
+then load the finished weights, so the SFT is trained once and nobody fails.
+
 Hashing reads every weight once: cheap for the tiny models this is meant for (the CPU quickstart), not for 8B ones.
 """
 
@@ -123,7 +127,8 @@ def sft_key(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any, se
 
 
 def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any, root: str | Path,
-               log: Callable[[dict], None] | None = None, **settings: Any) -> CachedSFT:
+               log: Callable[[dict], None] | None = None, notify: Callable[[str], None] | None = None,
+               **settings: Any) -> CachedSFT:
     """SFT ``model`` in place on ``examples``, or load the weights of the same SFT run finished earlier.
 
     Args:
@@ -131,17 +136,16 @@ def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any,
         examples, prompt: the SFT set and prompt template (see :func:`~igpo_kit.sft.trainer.train_sft`).
         root: the cache directory; the run lives at ``root/sft-<key>``.
         log: called with each SFT step record of this call.
+        notify: called with a one-line message when this call waits for another process building the same SFT
+            and when it starts (or resumes) training.
         **settings: :class:`~igpo_kit.sft.settings.SFTSettings` fields and ``stop_at_step`` (part of the key).
     Returns:
         :class:`CachedSFT`.
     Raises:
         RunError: the SFT stopped before its last step (``stop_at_step`` / ``time_limit_s``); call again to resume.
     """
-    from igpo_kit.checkpoint import load_latest
-    from igpo_kit.atomic import write_atomic
-    from igpo_kit.runs import Run
-    from igpo_kit.sft.settings import SFTSettings
-    from igpo_kit.sft.trainer import FINAL_MODEL_DIR, SUMMARY_FILE, load_weights, train_sft
+    from igpo_kit.runs import RunLock
+    from igpo_kit.sft.trainer import FINAL_MODEL_DIR, SUMMARY_FILE, load_weights
 
     if "run_dir" in settings or "log" in settings:
         raise TypeError("cached_sft chooses run_dir itself; pass log as a keyword, not in settings")
@@ -153,11 +157,36 @@ def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any,
     if (final / SUMMARY_FILE).is_file():
         load_weights(model.network, final)
         return CachedSFT(key, run_dir, final, reused=True, steps_run=0, seconds=time.perf_counter() - t0)
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def waiting(holder: dict) -> None:
+        if notify is not None:
+            notify(f"SFT {key}: waiting for pid {holder.get('pid', '?')} on {holder.get('host', '?')}, which is "
+                   f"building the same SFT in {run_dir}")
+
+    with RunLock(run_dir, wait=True, on_wait=waiting):
+        if (final / SUMMARY_FILE).is_file():  # built by the process we waited for
+            load_weights(model.network, final)
+            return CachedSFT(key, run_dir, final, reused=True, steps_run=0, seconds=time.perf_counter() - t0)
+        return _train(model, examples, prompt, run_dir, key, material, settings, log, notify, t0)
+
+
+def _train(model, examples, prompt, run_dir: Path, key: str, material: dict, settings: dict, log, notify,
+           t0: float) -> CachedSFT:
+    """:func:`cached_sft`'s training branch (the caller holds ``run_dir``'s lock)."""
+    from igpo_kit.atomic import write_atomic
+    from igpo_kit.checkpoint import load_latest
+    from igpo_kit.runs import Run
+    from igpo_kit.sft.settings import SFTSettings
+    from igpo_kit.sft.trainer import train_sft
+
     write_atomic(run_dir / KEY_FILE, json.dumps({"key": key, **material}, indent=1, sort_keys=True) + "\n")
     record = Run(run_dir)
     latest = load_latest(run_dir)
-    record.truncate_metrics(int(latest[1]["step"]) if latest is not None else 0)  # one line per step, kept on resume
+    done = int(latest[1]["step"]) if latest is not None else 0
+    record.truncate_metrics(done)  # one line per step, kept on resume
+    if notify is not None:
+        notify(f"SFT {key}: {'resuming at step ' + str(done) if done else 'training'} "
+               f"({settings.get('max_steps') or 'all'} steps; cached in {run_dir} for later runs)")
 
     def log_step(step: dict) -> None:
         record.log(step)

@@ -10,7 +10,7 @@ from igpo_kit import config as cfg
 from igpo_kit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2] / "recipes"
-RECIPES = sorted(ROOT.rglob("*.gin"))
+RECIPES = sorted(p for p in ROOT.rglob("*.gin") if not p.name.startswith("_"))  # _*.gin: include fragments
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -18,6 +18,13 @@ def test_every_recipe_validates(recipe):
     c = cfg.parse(recipe)
     assert c.job in ("evaluate", "rl", "sft", "quickstart", "rewrite")
     assert "from __gin__ import dynamic_registration" in c.text
+
+
+def test_include_fragments_are_not_recipes():
+    fragments = sorted(ROOT.rglob("_*.gin"))
+    assert fragments and not set(cfg.recipe_names()) & {str(p.relative_to(ROOT)) for p in fragments}
+    includers = [p for p in RECIPES if any(f"include '{f.relative_to(ROOT)}'" in p.read_text() for f in fragments)]
+    assert includers  # every fragment is validated through the recipes that include it
 
 
 def test_saved_config_text_round_trips():

@@ -12,9 +12,10 @@ from igpo_kit.cli.main import app
 
 runner = CliRunner()
 
-SHRINK = [
-    "entry.quickstart.sft_steps=6", "entry.quickstart.sft_batch_size=4", "entry.quickstart.sft_warmup_steps=1",
-    "entry.quickstart.sft_checkpoint_every=3", "sft/dataset.arithmetic.n=24", "rl/dataset.arithmetic.n=8",
+# the SFT through its macros (recipes/tiny/_quickstart_sft.gin), the way the recipes that share it are shrunk too
+SFT_SHRINK = ["SFT_STEPS=6", "SFT_BATCH_SIZE=4", "SFT_WARMUP_STEPS=1", "SFT_EXAMPLES=24"]
+SHRINK = SFT_SHRINK + [
+    "entry.quickstart.sft_checkpoint_every=3", "rl/dataset.arithmetic.n=8",
     "test/dataset.arithmetic.n=4", "entry.quickstart.max_steps=2", "entry.quickstart.prompts_per_step=1",
     "entry.quickstart.group_size=4", "GEN_LENGTH=32", "rollout/sampler.low_confidence.steps=8",
     "greedy/sampler.low_confidence.steps=8",
@@ -83,3 +84,25 @@ def test_quickstart_end_to_end_and_sft_cache(tmp_path):
     assert second["sft"] == {**sft, "reused": True, "steps_run": 0, "seconds": second["sft"]["seconds"]}
     assert len((cache / "metrics.jsonl").read_text().splitlines()) == 6
     assert (Path(second["run_dir"]) / "arms" / "igpo" / "seed_1" / "DONE").exists()
+
+
+def test_rl_recipes_start_from_the_quickstarts_sft(tmp_path, monkeypatch):
+    """tiny/igpo_sft.gin's model (model.cached_sft) makes the quickstart's SFT call: the same key, so with the same
+    SFT values it loads the quickstart's cache (default root <runs root>/quickstart/_cache) instead of training."""
+    runs = tmp_path / "runs"
+    sft = run_quickstart(runs)["sft"]
+    assert sft["reused"] is False
+    monkeypatch.setenv("IGPO_KIT_RUNS", str(runs))
+    args = ["run", "tiny/igpo_sft.gin", "--json", "-b", "entry.rl.max_steps=1", "-b", "entry.rl.group_size=2",
+            "-b", "GEN_LENGTH=32", "-b", "rollout/sampler.low_confidence.steps=8"]
+    for b in SFT_SHRINK:
+        args += ["-b", b]
+    r = runner.invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert f"SFT start {sft['key']}: reused" in r.output
+    assert [p.name for p in (runs / "quickstart" / "_cache").iterdir()] == [f"sft-{sft['key']}"]
+    assert len((Path(sft["model_dir"]).parent / "metrics.jsonl").read_text().splitlines()) == 6  # trained once
+    # another SFT value: another key, a new SFT in the same cache
+    r = runner.invoke(app, args + ["-b", "SFT_STEPS=2"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "trained (2 steps)" in r.output and len(list((runs / "quickstart" / "_cache").iterdir())) == 2

@@ -54,3 +54,66 @@ def test_interrupted_sft_resumes_under_the_same_key(tiny_lm_factory, tmp_path):
     assert not resumed.reused and resumed.steps_run == 1 and resumed.result.resumed_from == 2
     lines = (resumed.run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+
+
+BUILDER = """
+import json, sys
+import torch
+torch.set_num_threads(1)
+from igpo_kit.data.prompts import plain
+from igpo_kit.data.synthetic import arithmetic
+from igpo_kit.models.tiny import tiny
+from igpo_kit.sft.cache import cached_sft
+
+settings = json.loads(sys.argv[2])
+model = tiny(seed=0)
+sft = cached_sft(model, arithmetic(n=6, difficulty=1), plain(prefill="<reasoning>"), sys.argv[1],
+                 notify=lambda m: print("NOTIFY", m, flush=True), **settings)
+digest = sum(float(t.double().sum()) for t in model.network.state_dict().values())
+print("RESULT", json.dumps({"key": sft.key, "reused": sft.reused, "steps_run": sft.steps_run, "digest": digest}),
+      flush=True)
+"""
+
+
+def test_concurrent_builders_train_once_and_the_others_wait_and_load(tiny_lm_factory, tmp_path):
+    """Two processes ask for the same SFT while a third holds its lock: both wait (neither fails), then exactly one
+    trains and the other loads its weights (sweep cells starting together from the same cached SFT start)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from igpo_kit.runs import RunLock
+
+    data = arithmetic(n=6, difficulty=1)
+    prompt = plain(prefill="<reasoning>")
+    key = sft_key(tiny_lm_factory(seed=0), data, prompt, SETTINGS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "IGPO_KIT_PROGRESS": "off"}
+    holder = RunLock(tmp_path / f"sft-{key}").acquire()  # a builder that is "still training"
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", BUILDER, str(tmp_path), json.dumps(SETTINGS)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                 for _ in range(2)]
+        waiting = []
+        for p in procs:  # each says whom it waits for before it blocks
+            for line in p.stdout:
+                if line.startswith("NOTIFY"):
+                    waiting.append(line)
+                    break
+            else:
+                pytest.fail(f"builder exited without waiting: rc {p.wait()}")
+        assert all(f"SFT {key}: waiting for pid {os.getpid()}" in w for w in waiting), waiting
+        time.sleep(0.2)
+        assert all(p.poll() is None for p in procs)  # blocked, not failed
+    finally:
+        holder.release()
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+        results.append(json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT"))[len("RESULT "):]))
+    assert sorted(r["reused"] for r in results) == [False, True], results  # one trained, one loaded
+    trained = next(r for r in results if not r["reused"])
+    assert trained["steps_run"] == 3 and {r["key"] for r in results} == {key}
+    assert results[0]["digest"] == results[1]["digest"]  # the loader got the trainer's weights
+    assert len((tmp_path / f"sft-{key}" / "metrics.jsonl").read_text().splitlines()) == 3  # trained once
