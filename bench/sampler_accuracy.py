@@ -89,7 +89,7 @@ def run_sampler(model, sampler, prompts: list[list[int]], samples: int, batch_si
 
 
 def evaluate_model(model, name: str, examples, threshold: float, group_size: int, batch_size: int,
-                   seed: int, taus: tuple[float, ...] = (0.0, 1.2)) -> list[dict]:
+                   seed: int, taus: tuple[float, ...] = (0.0, 1.2), only: tuple[str, ...] | None = None) -> list[dict]:
     from igpo_kit.components.grader import math_verify
     from igpo_kit.components.prompt import plain
 
@@ -102,6 +102,8 @@ def evaluate_model(model, name: str, examples, threshold: float, group_size: int
         samples = 1 if tau == 0 else group_size
         results = {}
         for sname, sampler in samplers(threshold, tau).items():
+            if only and sname not in only and sname != "exact":  # exact is always run: the paired baseline
+                continue
             correct, lengths, seconds, nfe = run_sampler(model, sampler, prompts, samples, batch_size, seed, grader,
                                                          golds)
             results[sname] = (correct, lengths, seconds, nfe)
@@ -172,6 +174,8 @@ def main(argv=None) -> int:
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--taus", default="0,1.2", help="temperatures (0 = greedy, one sample; else G samples)")
+    ap.add_argument("--samplers", default="exact,exact+thr,dual_cache,dual_cache+thr",
+                    help="comma-separated subset (exact always runs: the paired baseline)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -188,7 +192,8 @@ def main(argv=None) -> int:
         print(f"{name}: load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
         rows.extend(dict(r, path=path) for r in evaluate_model(model, name, examples, args.threshold,
                                                                args.group_size, args.batch_size, args.seed,
-                                                               tuple(float(t) for t in args.taus.split(","))))
+                                                               tuple(float(t) for t in args.taus.split(",")),
+                                                               tuple(args.samplers.split(","))))
         print(f"{name}: load average (1 min) {os.getloadavg()[0]:.1f}", flush=True)
         if args.out:  # after every model: a long run leaves what it finished
             Path(args.out).write_text(json.dumps(dict(n=args.n, group_size=args.group_size, threshold=args.threshold,
