@@ -114,6 +114,7 @@ def tiny(
     path: str | None = None,
     architecture: str = "gemma",
     vocab_size: int | None = None,
+    embedding_std: float | None = None,
 ) -> DiffusionLM:
     """A tiny bidirectional dLLM, randomly initialised from ``seed`` or loaded from ``path`` (see :func:`save`).
 
@@ -126,6 +127,12 @@ def tiny(
             ``num_heads // 2`` key/value heads, q/k/v biases, shifted logits; Dream's tokens and chat template).
         vocab_size: the model's vocabulary (>= the tokenizer's; None = the tokenizer's), e.g. 126464 to measure
             speed at LLaDA's LM-head size; ids past the tokenizer are never produced by it.
+        embedding_std: standard deviation of the initial token embeddings (None: the architecture's own init, std
+            0.02). Gemma multiplies its embeddings by sqrt(hidden_size) in the forward pass; the native LLaDA and
+            Dream do not, so at toy width their residual stream starts ~8x smaller. ``0.16`` (= 0.02 * sqrt(64))
+            gives the tiny native LLaDA Gemma's effective scale: the quickstart's SFT then reaches Gemma's held-out
+            accuracy in the same steps (0.143 [0.113, 0.172] vs 0.109 [0.084, 0.135] at std 0.02 and 0.148 for
+            Gemma, 1000 steps, 512 problems).
     """
     if path is not None:
         return _load_saved(Path(path))
@@ -139,6 +146,13 @@ def tiny(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = _network_class(config)(config)
+        if embedding_std is not None:
+            if embedding_std <= 0:
+                from igpo_kit.errors import ConfigError
+
+                raise ConfigError(f"model.tiny.embedding_std must be > 0, got {embedding_std}")
+            with torch.no_grad():
+                network.get_input_embeddings().weight.normal_(0.0, embedding_std)
     return _wrap(network.eval(), tok, name="tiny")
 
 
