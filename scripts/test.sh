@@ -19,7 +19,7 @@ cleanup() { [ "$stop_slurm" = 1 ] && bash slurm/local-cluster.sh stop >/dev/null
 trap cleanup EXIT
 
 set +e
-python -m pytest -q -ra tests "$@"
+python -m pytest -q -ra --durations=25 tests "$@"
 rc=$?
 set -e
 [ "$rc" = 5 ] && rc=0   # no tests collected is not a failure of the install
