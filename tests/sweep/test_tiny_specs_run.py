@@ -8,8 +8,8 @@ The specs based on ``tiny/igpo_sft.gin`` / ``tiny/eval_sft.gin`` start from the 
 reduced SFT of the session (the ``sft_start`` fixture, built once, selected by ``$IGPO_KIT_RUNS`` and its macro
 bindings), with smaller groups and fewer denoising steps in the one RL step; their cells run in this process
 (the parallel subprocesses of ``--max-parallel`` are tested with the other specs and tests/sweep/test_sweep_e2e.py,
-concurrent SFT builders in tests/sft/test_cache.py). ``sample_matched.toml`` runs four RL
-steps instead, and its arms must differ: GRPO replaces nothing (K = 0) while IGPO rescues all-wrong groups (K > 0).
+concurrent SFT builders in tests/sft/test_cache.py). ``sample_matched.toml`` runs four RL steps of 3 prompts
+instead, and its arms must differ: GRPO replaces nothing (K = 0) while IGPO rescues all-wrong groups (K > 0).
 """
 
 import json
@@ -96,8 +96,9 @@ def test_sample_matched_arms_differ_from_the_sft_start(sft_start, tmp_path, monk
     spec = TINY / "sample_matched.toml"
     assert from_sft_start(spec)
     sweep = tmp_path / "sweep"
-    manifest = run_spec(spec, sweep, "-b", "entry.rl.max_steps = 4", *sft_start_args(sft_start, monkeypatch),
-                        short=False, parallel=1)
+    # 4 steps of 3 prompts: 12 groups per arm (the reduced SFT rescues groups in 2 of IGPO's 4 steps)
+    manifest = run_spec(spec, sweep, "-b", "entry.rl.max_steps = 4", "-b", "entry.rl.prompts_per_step = 3",
+                        *sft_start_args(sft_start, monkeypatch), short=False, parallel=1)
     report(sweep, tmp_path / "report")
     assert len(list((sft_start.root / "quickstart" / "_cache").glob("sft-*"))) == 1  # the session's SFT, no new one
     metrics = {}
