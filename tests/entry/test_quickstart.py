@@ -106,3 +106,20 @@ def test_rl_recipes_start_from_the_quickstarts_sft(tmp_path, monkeypatch):
     r = runner.invoke(app, args + ["-b", "SFT_STEPS=2"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "trained (2 steps)" in r.output and len(list((runs / "quickstart" / "_cache").iterdir())) == 2
+
+
+def test_fast_quickstart_runs_with_cached_rollouts(tmp_path):
+    """recipes/quickstart_fast.gin: the tiny native LLaDA, dual-cache rollouts, exact greedy evaluation, end to end."""
+    shrink = [b.replace("rollout/sampler.low_confidence", "rollout/sampler.dual_cache") for b in SHRINK]
+    args = ["run", "recipes/quickstart_fast.gin", "--runs-dir", str(tmp_path / "runs"), "--json"]
+    for b in shrink:
+        args += ["-b", b]
+    r = runner.invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    run_dir = next((tmp_path / "runs" / "quickstart_fast").glob("[0-9a-f]*"))
+    config = (run_dir / "config.gin").read_text()
+    assert "sampler.dual_cache" in config and "architecture = 'llada'" in config
+    for arm in ("grpo", "igpo"):
+        assert (run_dir / "arms" / arm / "seed_0" / "DONE").exists(), arm
+    igpo = [json.loads(x) for x in (run_dir / "arms" / "igpo" / "seed_0" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in igpo] == [1, 2]
