@@ -139,7 +139,7 @@ def fmt(r: dict) -> str:
     return s
 
 
-def train_quickstart_sft(steps: int, cache: Path, seed: int = 0):
+def train_quickstart_sft(steps: int, cache: Path, seed: int = 0, embedding_std: float | None = None):
     """The quickstart's SFT (its data, prompt and settings; ``steps`` optimizer steps) on the tiny native LLaDA
     (``model.tiny(architecture='llada')``: the cache interface), cached by content like the quickstart's."""
     from igpo_kit.components.prompt import plain
@@ -147,7 +147,7 @@ def train_quickstart_sft(steps: int, cache: Path, seed: int = 0):
     from igpo_kit.models.tiny import tiny
     from igpo_kit.sft.cache import cached_sft
 
-    model = tiny(architecture="llada", seed=seed)
+    model = tiny(architecture="llada", seed=seed, embedding_std=embedding_std)
     t0 = time.perf_counter()
 
     def log(rec):
@@ -170,6 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-sft-steps", action="append", type=int, default=[],
                     help="train (or reuse) the quickstart SFT with this many steps on the tiny native LLaDA")
     ap.add_argument("--sft-cache", default="runs/quickstart/_cache")
+    ap.add_argument("--embedding-std", type=float, default=None,
+                    help="model.tiny embedding_std of the model trained by --train-sft-steps (0.16: Gemma's scale)")
     ap.add_argument("--n", type=int, default=512)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--threshold", type=float, default=0.9)
@@ -202,7 +204,7 @@ def main(argv=None) -> int:
     if not args.train_sft_steps and not args.model_path:
         ap.error("give --model-path or --train-sft-steps")
     for steps in args.train_sft_steps:  # each model is evaluated as soon as it is trained
-        model, path = train_quickstart_sft(steps, Path(args.sft_cache))
+        model, path = train_quickstart_sft(steps, Path(args.sft_cache), embedding_std=args.embedding_std)
         evaluate(f"sft{steps}", model, str(path))
     for path in args.model_path:
         evaluate(Path(path).parent.name[:14], tiny(path=path), path)
