@@ -17,7 +17,7 @@ import os
 import time
 from typing import Any, Callable
 
-__all__ = ["Progress", "format_seconds"]
+__all__ = ["Progress", "format_seconds", "quiet_library_bars"]
 
 EVERY_ENV = "IGPO_KIT_PROGRESS_EVERY"
 MODE_ENV = "IGPO_KIT_PROGRESS"  # auto (default) | plain | off
@@ -33,6 +33,34 @@ def format_seconds(seconds: float) -> str:
         return f"{m}m{s:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m"
+
+
+def quiet_library_bars(console: Any = None) -> bool:
+    """Turn off the tqdm bars of transformers, huggingface_hub and datasets ("Writing model shards", "Loading weights",
+    "Map") where this module prints plain lines instead: stderr is not a terminal (a Slurm log, a pipe) or
+    ``IGPO_KIT_PROGRESS`` is ``plain`` / ``off``. In a log those bars are carriage-return fragments between the
+    kit's lines (every SFT checkpoint wrote one). On a terminal they are left as they are.
+
+    Args:
+        console: a rich ``Console`` whose ``is_terminal`` decides (default: a new stderr console).
+    Returns:
+        True when the bars were turned off.
+    """
+    mode = os.environ.get(MODE_ENV, "auto")
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+    if mode == "auto" and console.is_terminal:
+        return False
+    import datasets
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+    datasets.disable_progress_bars()
+    return True
 
 
 class _Shared:

@@ -87,8 +87,10 @@ def execute(config_text: str, bindings: list[str] | tuple = (), run_dir: str | P
     (config.gin, run.json, operative config, result.json, DONE/FAILED); the others only run the job.
     """
     from igpo_kit import config as cfg
+    from igpo_kit.progress import quiet_library_bars
     from igpo_kit.runs import Run, RunLock
 
+    quiet_library_bars()  # in a log, the libraries' tqdm bars are fragments between the kit's progress lines
     load_plugins(plugins)
     run_dir = Path(run_dir)
     result_path = run_dir / "result.json"

@@ -1,7 +1,9 @@
 """Progress lines and bars: elapsed and time left, plain periodic lines when stderr is not a terminal."""
 
 import io
+from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from igpo_kit.progress import Progress, format_seconds
@@ -73,3 +75,84 @@ def test_nested_bars_share_one_display_and_off_prints_nothing(monkeypatch):
 
 def test_format_seconds():
     assert [format_seconds(s) for s in (9, 75, 3725)] == ["9s", "1m15s", "1h02m"]
+
+
+# -- the libraries' own tqdm bars (transformers "Writing model shards", hub downloads, datasets "Map")
+
+def _library_bars_enabled() -> dict:
+    import datasets
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    return {"transformers": transformers.utils.logging.is_progress_bar_enabled(),
+            "huggingface_hub": not huggingface_hub.utils.are_progress_bars_disabled(),
+            "datasets": datasets.is_progress_bar_enabled()}
+
+
+def _set_library_bars(on: dict) -> None:
+    import datasets
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    (transformers.utils.logging.enable_progress_bar if on["transformers"]
+     else transformers.utils.logging.disable_progress_bar)()
+    (huggingface_hub.utils.enable_progress_bars if on["huggingface_hub"] else huggingface_hub.utils.disable_progress_bars)()
+    (datasets.enable_progress_bars if on["datasets"] else datasets.disable_progress_bars)()
+
+
+@pytest.fixture
+def restore_library_bars():
+    """Every library's bars on for the test (the session may have turned some off), as they were afterwards."""
+    before = _library_bars_enabled()
+    _set_library_bars(dict.fromkeys(before, True))
+    yield
+    _set_library_bars(before)
+
+
+def test_library_bars_off_in_a_log_kept_on_a_terminal(monkeypatch, restore_library_bars):
+    import io
+
+    from rich.console import Console
+
+    from igpo_kit.progress import quiet_library_bars
+
+    monkeypatch.delenv("IGPO_KIT_PROGRESS", raising=False)
+    assert quiet_library_bars(Console(file=io.StringIO(), force_terminal=True)) is False
+    on = _library_bars_enabled()
+    assert on["transformers"] and on["datasets"], on  # (the hub's follow $HF_HUB_DISABLE_PROGRESS_BARS, set in tests)
+    assert quiet_library_bars(Console(file=io.StringIO())) is True  # not a terminal: a log or a pipe
+    assert not any(_library_bars_enabled().values()), _library_bars_enabled()
+
+
+def test_plain_mode_turns_them_off_on_a_terminal_too(monkeypatch, restore_library_bars):
+    import io
+
+    from rich.console import Console
+
+    from igpo_kit.progress import quiet_library_bars
+
+    monkeypatch.setenv("IGPO_KIT_PROGRESS", "plain")
+    assert quiet_library_bars(Console(file=io.StringIO(), force_terminal=True)) is True
+    assert not any(_library_bars_enabled().values())
+
+
+def test_a_logged_sft_run_has_no_tqdm_fragments(tmp_path):
+    """A job whose stderr is a file (a Slurm log): the SFT's checkpoints save with save_pretrained, whose
+    "Writing model shards" bar used to land in the log as carriage-return fragments."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    for var in ("IGPO_KIT_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS"):  # the defaults a user has
+        env.pop(var, None)
+    log = tmp_path / "job.log"
+    with log.open("w") as f:
+        r = subprocess.run([sys.executable, "-m", "igpo_kit.cli.main", "run", "tiny/sft.gin", "--runs-dir",
+                            str(tmp_path / "runs"), "-b", "entry.sft.max_steps = 2", "-b", "entry.sft.checkpoint_every = 1"],
+                           cwd=repo, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=300)
+    text = log.read_text()
+    assert r.returncode == 0, text[-3000:]
+    assert (next((tmp_path / "runs" / "sft").iterdir()) / "model" / "config.json").is_file()
+    assert "Writing model shards" not in text and "\r" not in text, text[-2000:]
