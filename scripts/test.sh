@@ -18,6 +18,17 @@ fi
 cleanup() { [ "$stop_slurm" = 1 ] && bash slurm/local-cluster.sh stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+# DeepSpeed JIT-compiles its CPU comm op (deepspeed_shm_comm) the first time a process initialises it (~30 s, then
+# cached in ~/.cache/torch_extensions): build it here, once, so no test pays it (it used to land in whichever test
+# touched DeepSpeed first). A failure here is not fatal: the tests that need it build it themselves.
+echo "test.sh: DeepSpeed's CPU comm op (built once per machine, ~30 s the first time)"
+python - <<'PY' || echo "test.sh: prebuilding DeepSpeed's CPU comm op failed; the DeepSpeed tests will build it"
+import logging
+logging.disable(logging.WARNING)
+from deepspeed.accelerator import get_accelerator
+get_accelerator().create_op_builder("ShareMemCommBuilder").load()
+PY
+
 set +e
 python -m pytest -q -ra --durations=25 tests "$@"
 rc=$?
