@@ -49,9 +49,33 @@ def architecture(model_ref: Any) -> tuple[Architecture | None, str]:
             shapes = {name: [(d, d)] * n for name in ("q_proj", "k_proj", "v_proj", "attn_out")}
             shapes |= {"ff_proj": [(d, ff)] * n, "up_proj": [(d, ff)] * n, "ff_out": [(ff, d)] * n + [(d, v)]}
             return Architecture(2 * v * d + n * (4 * d * d + 3 * d * ff), n, d, ff, v, shapes), f"{cfg_file}"
+        if cfg.get("model_type") == "Dream":
+            return dream_architecture(cfg), f"{cfg_file}"
     if selector.endswith(".llada"):
         return LLADA_8B, "LLaDA-8B shapes (its config.json is not local)"
+    if selector.endswith(".dream"):
+        return dream_architecture(DREAM_7B_CONFIG), "Dream-v0-Instruct-7B shapes (its config.json is not local)"
     return None, f"no estimate for {selector or 'this model'} (unknown architecture)"
+
+
+#: the size keys of Dream-v0-Instruct-7B's config.json (Qwen2.5-7B: grouped-query attention with 4 key/value heads,
+#: q/k/v biases, untied 152,064-word head)
+DREAM_7B_CONFIG = dict(model_type="Dream", vocab_size=152064, hidden_size=3584, intermediate_size=18944,
+                       num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False)
+
+
+def dream_architecture(cfg: dict) -> Architecture:
+    """The architecture of a Dream config (a config.json's keys): the native class built on the meta device (no
+    memory, no weights), so grouped-query k/v shapes, biases and the head are counted as the model has them."""
+    import torch
+
+    from igpo_kit.models.dream import DreamConfig, DreamModel
+
+    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "tie_word_embeddings")
+    with torch.device("meta"):
+        net = DreamModel(DreamConfig(**{k: cfg[k] for k in keys if k in cfg}))
+    return network_architecture(net)
 
 
 def network_architecture(net) -> Architecture:

@@ -52,3 +52,45 @@ def test_parts_follow_the_settings():
     assert zero["optimizer_gb"] == pytest.approx(full["optimizer_gb"] / 64)
     lora = LLADA_8B.lora_params(128, ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"])
     assert 0.3e9 < lora < 0.4e9  # r 128 on every linear of LLaDA-8B (and its LM head, also named ff_out)
+
+
+def test_dream_recipe_is_estimated_from_dream_7b_shapes():
+    """igpo_dream.gin used to print "no estimate (unknown architecture)"."""
+    lines = _lines("igpo_dream.gin")
+    assert lines[0][1].startswith("estimated peak memory per GPU: "), lines
+    assert "Dream-v0-Instruct-7B shapes" in lines[0][1] and "fits the 80 GB of a GPU in h100/rl" in lines[-1][1]
+
+
+def test_dream_7b_architecture_counts_qwen2_5_7b():
+    from igpo_kit.config.memory import DREAM_7B_CONFIG, dream_architecture
+
+    arch = dream_architecture(DREAM_7B_CONFIG)
+    assert arch.n_params == 7_615_616_512  # Qwen2.5-7B (Dream's base): GQA k/v, q/k/v biases, untied head
+    assert arch.linear_shapes["k_proj"][0] == (3584, 512) and len(arch.linear_shapes["q_proj"]) == 28
+
+
+def test_dream_7b_shapes_are_those_of_the_real_config(shared_dir):
+    import json
+
+    from igpo_kit.config.memory import DREAM_7B_CONFIG
+
+    real = json.loads((shared_dir / "models" / "dream" / "config.json").read_text())
+    assert {k: real[k] for k in DREAM_7B_CONFIG} == DREAM_7B_CONFIG
+
+
+def test_a_local_dream_config_is_counted_as_built(tmp_path):
+    import gin
+
+    from igpo_kit.config.memory import architecture
+    from igpo_kit.models.tiny import save, tiny
+
+    model = tiny(architecture="dream")
+    save(model, tmp_path / "dream")
+    gin.clear_config()
+    try:  # the estimate reads the bound @model.dream(path=...) reference, as --dry-run does
+        gin.parse_config(["import igpo_kit.components.model", f"x/model.dream.path = '{tmp_path / 'dream'}'"])
+        arch, where = architecture(gin.config.parse_value("@x/model.dream()"))
+    finally:
+        gin.clear_config()
+    assert where.endswith("config.json")
+    assert arch.n_params == sum(p.numel() for p in model.network.parameters())
