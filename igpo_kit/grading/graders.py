@@ -72,6 +72,10 @@ class _Expired(BaseException):
     """Raised by the SIGALRM handler; a BaseException so ``except Exception`` inside sympy/math-verify lets it pass."""
 
 
+#: after a grading deadline, SIGALRM repeats this often until the grader gives up (see call_with_time_limit)
+RETRY_S = 0.05
+
+
 def call_with_time_limit(seconds: float | None, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` bounded by ``seconds`` of wall-clock time (float), raising :class:`GradingTimeout` when exceeded.
 
@@ -87,29 +91,36 @@ def call_with_time_limit(seconds: float | None, fn: Callable[..., Any], *args: A
         or threading.current_thread() is not threading.main_thread()
     ):
         return fn(*args)
-    fired = [False]
+    fired, inside = [False], [True]
 
     def _handler(signum, frame):  # noqa: ARG001
+        if not inside[0]:  # fn is over: a late tick does nothing
+            return
         fired[0] = True
         raise _Expired()
 
     old_handler = signal.signal(signal.SIGALRM, _handler)
     start = time.monotonic()
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    # after the deadline the alarm repeats every RETRY_S: code inside sympy / math-verify that swallows one _Expired
+    # (a bare ``except:``) gets the next one, so the bound holds instead of the work running on unbounded
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds, RETRY_S)
+    result = None
     try:
         try:
-            try:
-                result = fn(*args)
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        except _Expired:
-            raise GradingTimeout(f"grading took longer than {seconds:g} s") from None
+            result = fn(*args)
+        finally:
+            inside[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Expired:
+        pass  # fired[0] is set: raised below as GradingTimeout
     finally:
+        inside[0] = False  # (again: a tick may have cut the inner finally short)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
         if old_delay > 0:  # re-arm the caller's timer with what is left of it
             left = old_delay - (time.monotonic() - start)
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-4), old_interval)
-    if fired[0]:  # the alarm fired but something inside swallowed _Expired
+    if fired[0]:  # the deadline passed (whether or not something inside swallowed a tick)
         raise GradingTimeout(f"grading took longer than {seconds:g} s")
     return result
 

@@ -205,6 +205,31 @@ def test_math_verify_timeout_scores_zero_in_main_thread():
         g.score_checked(PATHOLOGICAL, "3")
 
 
+def test_a_swallowed_deadline_still_ends_the_work():
+    """Library code that catches the deadline once (a bare ``except:`` inside sympy / math-verify) used to run on
+    unbounded after it (103 s in one CI run of the test above); the alarm now repeats until the work gives up."""
+
+    def stubborn():
+        try:
+            while True:
+                pass
+        except BaseException:  # swallows the first tick, like a bare except
+            pass
+        t = time.monotonic()
+        while time.monotonic() - t < 30:  # pure-Python work after swallowing: the next tick must end it
+            pass
+        return "finished"
+
+    t0 = time.monotonic()
+    with pytest.raises(graders.GradingTimeout):
+        graders.call_with_time_limit(0.2, stubborn)
+    assert time.monotonic() - t0 < 10  # not the 30 s the work would take
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no tick left behind
+    assert graders.call_with_time_limit(0.2, lambda: "fast") == "fast"
+    time.sleep(0.3)  # a lingering repeat would raise here
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
 def test_time_limit_restores_an_outer_timer():
     fired = []
     old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
