@@ -140,6 +140,10 @@ def tiny(
         from igpo_kit.errors import ConfigError
 
         raise ConfigError(f"model.tiny.architecture = {architecture!r}: use one of {', '.join(ARCHITECTURES)}")
+    if embedding_std is not None and embedding_std <= 0:
+        from igpo_kit.errors import ConfigError
+
+        raise ConfigError(f"model.tiny.embedding_std must be > 0, got {embedding_std}")
     tok = build_dream_tokenizer() if architecture == "dream" else build_tokenizer()
     vocab = max(vocab_size or 0, len(tok))
     config = BUILDERS[architecture](tok, vocab, hidden_size, num_layers, num_heads, intermediate_size, max_positions)
@@ -147,10 +151,6 @@ def tiny(
         torch.manual_seed(seed)
         network = _network_class(config)(config)
         if embedding_std is not None:
-            if embedding_std <= 0:
-                from igpo_kit.errors import ConfigError
-
-                raise ConfigError(f"model.tiny.embedding_std must be > 0, got {embedding_std}")
             with torch.no_grad():
                 network.get_input_embeddings().weight.normal_(0.0, embedding_std)
     return _wrap(network.eval(), tok, name="tiny")

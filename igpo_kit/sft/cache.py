@@ -154,9 +154,16 @@ def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any,
     key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
     run_dir = Path(root) / f"sft-{key}"
     final = run_dir / FINAL_MODEL_DIR
-    if (final / SUMMARY_FILE).is_file():
+    def reuse() -> CachedSFT | None:
+        """The finished run's weights loaded into ``model``, or None when it is not finished."""
+        if not (final / SUMMARY_FILE).is_file():
+            return None
         load_weights(model.network, final)
         return CachedSFT(key, run_dir, final, reused=True, steps_run=0, seconds=time.perf_counter() - t0)
+
+    done = reuse()
+    if done is not None:
+        return done
 
     def waiting(holder: dict) -> None:
         if notify is not None:
@@ -164,10 +171,8 @@ def cached_sft(model: "DiffusionLM", examples: Sequence["Example"], prompt: Any,
                    f"building the same SFT in {run_dir}")
 
     with RunLock(run_dir, wait=True, on_wait=waiting):
-        if (final / SUMMARY_FILE).is_file():  # built by the process we waited for
-            load_weights(model.network, final)
-            return CachedSFT(key, run_dir, final, reused=True, steps_run=0, seconds=time.perf_counter() - t0)
-        return _train(model, examples, prompt, run_dir, key, material, settings, log, notify, t0)
+        # reuse(): built meanwhile by the process we waited for
+        return reuse() or _train(model, examples, prompt, run_dir, key, material, settings, log, notify, t0)
 
 
 def _train(model, examples, prompt, run_dir: Path, key: str, material: dict, settings: dict, log, notify,
