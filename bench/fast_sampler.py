@@ -5,9 +5,12 @@ Fast-dLLM's confidence threshold, in one process, interleaved, median of ``--rep
     python bench/fast_sampler.py --config wide      # d_model 512, 4 layers, vocab 126464, L 256, block 32, 128 steps
     python bench/fast_sampler.py --config tiny --model-path runs/quickstart/_cache/sft-<key>/model   # trained
     python bench/fast_sampler.py --config llada8b   # CUDA: LLaDA-8B shapes, bf16 (the GPU check)
+    python bench/fast_sampler.py --config wide --gen-length 64 --samplers exact,exact_fullhead,dual_cache,dual_cache_fullhead
 
 Samplers (same prompts, same settings): ``exact`` (``sampler.low_confidence``), ``exact+thr`` (its ``threshold``),
-``dual_cache`` and ``dual_cache+thr`` (``sampler.dual_cache``). Per sampler: tokens/s (batch x L generated tokens
+``dual_cache`` and ``dual_cache+thr`` (``sampler.dual_cache``); ``exact_fullhead`` and ``dual_cache_fullhead`` run
+the LM head over the whole block and pick the masked rows afterwards (the path before the head ran on the masked
+rows only: the same tokens, :func:`igpo_kit.sampling.generate.full_head`). Per sampler: tokens/s (batch x L generated tokens
 over the median wall time of one call), the speed-up over ``exact``, forward passes per call (NFE) and the share of
 completion tokens equal to the exact sampler's (greedy; random weights make that share meaningless for accuracy:
 see ``bench/sampler_accuracy.py`` for a trained model).
@@ -60,7 +63,22 @@ def native_llada(d_model: int, n_layers: int, n_heads: int, mlp: int, vocab: int
     return model
 
 
-SAMPLERS = ("exact", "exact+thr", "dual_cache", "dual_cache+thr")
+SAMPLERS = ("exact", "exact+thr", "dual_cache", "dual_cache+thr", "exact_fullhead", "dual_cache_fullhead")
+
+
+def full_head_variant(sampler):
+    """``sampler`` with the LM head over the whole block, its masked rows picked afterwards (the same tokens)."""
+    import dataclasses
+
+    from igpo_kit.sampling.generate import full_forward, full_head
+
+    base = type(sampler)
+
+    class FullHead(base):
+        def _forward(self, model):
+            return full_head(base._forward(self, model) or full_forward)
+
+    return FullHead(**{f.name: getattr(sampler, f.name) for f in dataclasses.fields(sampler)})
 
 
 def samplers(cfg: dict, threshold: float, names=SAMPLERS) -> dict:
@@ -73,6 +91,8 @@ def samplers(cfg: dict, threshold: float, names=SAMPLERS) -> dict:
         "exact+thr": low_confidence(**common, threshold=threshold),
         "dual_cache": dual_cache(**common),
         "dual_cache+thr": dual_cache(**common, threshold=threshold),
+        "exact_fullhead": full_head_variant(low_confidence(**common)),
+        "dual_cache_fullhead": full_head_variant(dual_cache(**common)),
     }
     return {n: every[n] for n in names}
 
@@ -102,6 +122,9 @@ def bench(model, prompts: torch.Tensor, mask: torch.Tensor | None, samplers_: di
         same = float((outs[name].completions == exact).float().mean())
         rows.append(dict(sampler=name, tok_s=gen_tokens / sec, speedup=base / sec, seconds=sec, nfe=outs[name].nfe,
                          same_as_exact=same, times=times[name]))
+        masked_rows = outs.get(name.removesuffix("_fullhead"))
+        if name.endswith("_fullhead") and masked_rows is not None:  # the head on the masked rows: the same tokens?
+            rows[-1]["same_as_masked_rows"] = bool(torch.equal(outs[name].sequences, masked_rows.sequences))
     return rows
 
 
@@ -113,6 +136,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--gen-length", type=int, default=None,
+                    help="a shorter L (a multiple of the block; steps = L / 2, the RL ratio)")
     ap.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated subset (exact is required)")
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
     args = ap.parse_args(argv)
@@ -120,6 +145,8 @@ def main(argv=None) -> int:
     cfg = dict(CONFIGS[args.config])
     if args.batch:
         cfg["batch"] = args.batch
+    if args.gen_length:
+        cfg["gen_length"], cfg["steps"] = args.gen_length, args.gen_length // 2
     threshold = args.threshold or cfg["threshold"]
     cuda = args.config == "llada8b"
     if cuda and not torch.cuda.is_available():
@@ -163,9 +190,12 @@ def main(argv=None) -> int:
     rows = bench(model, prompts, mask, samplers(cfg, threshold, names), args.repeats)
     load_after = os.getloadavg()
     print(f"load average (1 min) before / after: {load[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'sampler':<16} {'tokens/s':>10} {'vs exact':>9} {'NFE':>5} {'same tokens as exact':>22}")
+    print(f"{'sampler':<20} {'tokens/s':>10} {'vs exact':>9} {'NFE':>5} {'same tokens as exact':>22}")
     for r in rows:
-        print(f"{r['sampler']:<16} {r['tok_s']:>10.1f} {r['speedup']:>8.2f}x {r['nfe']:>5} {r['same_as_exact']:>21.1%}")
+        note = {True: "  (= its masked-rows run)", False: "  (DIFFERS from its masked-rows run)"}.get(
+            r.get("same_as_masked_rows"), "")
+        print(f"{r['sampler']:<20} {r['tok_s']:>10.1f} {r['speedup']:>8.2f}x {r['nfe']:>5} {r['same_as_exact']:>21.1%}"
+              f"{note}")
     if args.out:
         Path(args.out).write_text(json.dumps(dict(config=args.config, cfg=cfg, model=what, threshold=threshold,
                                                   load=[load, load_after], rows=rows), indent=1))

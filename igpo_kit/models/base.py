@@ -26,6 +26,8 @@ class DiffusionLM:
         eot_id: end of turn (LLaDA: 126348), or None.
         logits_slice: whether ``network`` accepts ``logits_to_keep`` (a tensor of positions), so a sampler can
             skip the LM head outside the active block.
+        kv_cache: whether ``network`` has the native interface (:mod:`igpo_kit.models.native`: the key/value cache
+            of :mod:`igpo_kit.models.kv_cache` and ``logits_rows``, the LM head on selected rows only).
         suppress_mask: set the mask token's logit to the dtype's minimum (an untrained or tiny model would
             otherwise predict M itself; real checkpoints never do, so LLaDA leaves this off).
         padding_mask_4d: pass left padding as a 4-D boolean key mask ``[B, 1, 1, T]``. Needed for decoder
@@ -94,6 +96,7 @@ class DiffusionLM:
         attention_mask: torch.Tensor | None = None,
         positions: slice | None = None,
         kv_cache=None,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mask-predictor logits; the logits at position ``i`` score the token at ``i``.
 
@@ -106,39 +109,53 @@ class DiffusionLM:
             kv_cache: a :class:`~igpo_kit.models.kv_cache.KVCache` from :meth:`logits_and_cache` (needs
                 ``positions``, a contiguous slice): only the window ``positions`` runs through the network, the other
                 positions' keys/values come from the cache.
+            rows: if given, only the logits of these entries of the ``[B, T']`` grid of ``positions`` are returned,
+                ``[N, V]`` in row-major order: a bool mask ``[B, T']`` or its flat indices ``[N]``
+                (``mask.reshape(-1).nonzero()``: indices need no host-device sync). A native network (``kv_cache``
+                interface) runs its final norm and LM head on those rows only; any other computes ``[B, T', V]``
+                and picks them.
         Returns:
-            float logits ``[B, T, V]`` (or ``[B, T', V]``), in the network's dtype.
+            float logits ``[B, T, V]`` (or ``[B, T', V]``, or ``[N, V]`` with ``rows``), in the network's dtype.
         """
         self.check_length(input_ids.shape[1])
         if kv_cache is not None:
-            out = self._window_logits(input_ids, attention_mask, positions, kv_cache)
+            out = self._window_logits(input_ids, attention_mask, positions, kv_cache, rows)
         else:
             src = self._source(input_ids.shape[1], positions, input_ids.device)
             kwargs = self._kwargs(input_ids, attention_mask)
-            if src is not None and self.logits_slice:
-                out = self.network(**kwargs, logits_to_keep=src).logits
+            if rows is not None and self.kv_cache:  # the native interface: the head on the rows only
+                out = self.network(**kwargs, logits_to_keep=src, logits_rows=rows).logits
+            elif src is not None and self.logits_slice:
+                out = _pick_rows(self.network(**kwargs, logits_to_keep=src).logits, rows)
             else:
                 out = self.network(**kwargs).logits
-                out = out if src is None else out[:, src]
+                out = _pick_rows(out if src is None else out[:, src], rows)
         return self._suppress(out)
 
     def logits_and_cache(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, positions: slice | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        positions: slice | None = None,
+        rows: torch.Tensor | None = None,
     ):
         """One full forward that also refreshes the key/value cache of all T positions (block decoding).
 
         Returns:
-            logits as :meth:`logits` (uncached) and the :class:`~igpo_kit.models.kv_cache.KVCache`.
+            logits as :meth:`logits` (uncached; ``[N, V]`` with ``rows``) and the
+            :class:`~igpo_kit.models.kv_cache.KVCache`.
         """
         if not self.kv_cache:
             raise ValueError(f"{self.name} has no key/value cache (native LLaDA / Dream only)")
         self.check_length(input_ids.shape[1])
         src = self._source(input_ids.shape[1], positions, input_ids.device)
-        out = self.network(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=src, use_cache=True)
+        out = self.network(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=src, logits_rows=rows,
+                           use_cache=True)
         return self._suppress(out.logits), out.kv_cache
 
-    def _window_logits(self, input_ids, attention_mask, positions, kv_cache) -> torch.Tensor:
-        """Logits of the tokens at ``positions`` from a window step (a shifted model runs one position earlier)."""
+    def _window_logits(self, input_ids, attention_mask, positions, kv_cache, rows=None) -> torch.Tensor:
+        """Logits of the tokens at ``positions`` (their ``rows``) from a window step (a shifted model runs one
+        position earlier)."""
         if not self.kv_cache:
             raise ValueError(f"{self.name} has no key/value cache (native LLaDA / Dream only)")
         start, stop, step = positions.indices(input_ids.shape[1]) if positions is not None else (0, 0, 0)
@@ -147,7 +164,7 @@ class DiffusionLM:
         first = max(start - self.logits_shift, 0)
         keep = torch.arange(start, stop, device=input_ids.device) - self.logits_shift
         out = self.network(input_ids=input_ids[:, first:stop], attention_mask=attention_mask, kv_cache=kv_cache,
-                           window_start=first, logits_to_keep=keep.clamp(min=0) - first)
+                           window_start=first, logits_to_keep=keep.clamp(min=0) - first, logits_rows=rows)
         return out.logits
 
     def _suppress(self, out: torch.Tensor) -> torch.Tensor:
@@ -163,6 +180,15 @@ class DiffusionLM:
     def decode(self, ids) -> str:
         """Decode completion ids, skipping special tokens (EOS, EOT, mask); hint tokens are ordinary text."""
         return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def _pick_rows(logits: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """``logits`` ``[B, T', V]``, or their ``rows`` ``[N, V]`` (:func:`~igpo_kit.models.native.select_rows`)."""
+    if rows is None:
+        return logits
+    from igpo_kit.models.native import select_rows
+
+    return select_rows(logits, rows)
 
 
 def chat_prompt_ids(tokenizer: Any, messages: list[dict], prefill: str = "") -> list[int]:

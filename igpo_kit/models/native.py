@@ -9,6 +9,9 @@ Conventions (both architectures):
   (``cumsum(mask) - 1``), so a left-padded row is the same computation as the prompt alone.
 * ``logits_to_keep``: None / 0 (all positions), an int ``n`` (the last ``n``), a slice or a LongTensor of positions
   (of the input window): the LM head runs on those positions only.
+* ``logits_rows`` (with or without ``logits_to_keep``): entries of the ``[B, W']`` grid of kept positions, a bool
+  mask ``[B, W']`` or its flat row-major indices ``[N]``; the final norm and the LM head run on those rows only and
+  the logits are ``[N, V]`` (a sampler scores only the still-masked positions of its block).
 * The network's logits are the checkpoint's own (Dream's stay shifted: position ``i`` scores token ``i + 1``);
   the :class:`~igpo_kit.models.base.DiffusionLM` adapter undoes the shift once.
 """
@@ -131,23 +134,33 @@ def attend(q, k, v, ctx: AttentionContext, layer: int, full_precision_rope: bool
     return out.transpose(1, 2).reshape(b, w, h * d)
 
 
-def select_positions(hidden: torch.Tensor, logits_to_keep) -> torch.Tensor:
-    """``hidden`` ``[B, W, C]`` at ``logits_to_keep`` (None/0: all; int n: last n; slice; LongTensor ``[W']``)."""
+def select_positions(hidden: torch.Tensor, logits_to_keep, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """``hidden`` ``[B, W, C]`` at ``logits_to_keep`` (None/0: all; int n: last n; slice; LongTensor ``[W']``):
+    ``[B, W', C]``, or ``[N, C]``: the ``rows`` of that grid (see :func:`select_rows`)."""
     if logits_to_keep is None or (isinstance(logits_to_keep, int) and logits_to_keep == 0):
-        return hidden
-    if isinstance(logits_to_keep, int):
-        return hidden[:, -logits_to_keep:]
-    if isinstance(logits_to_keep, slice):
-        return hidden[:, logits_to_keep]
-    return hidden.index_select(1, logits_to_keep.to(hidden.device))
+        kept = hidden
+    elif isinstance(logits_to_keep, int):
+        kept = hidden[:, -logits_to_keep:]
+    elif isinstance(logits_to_keep, slice):
+        kept = hidden[:, logits_to_keep]
+    else:
+        kept = hidden.index_select(1, logits_to_keep.to(hidden.device))
+    return kept if rows is None else select_rows(kept, rows)
+
+
+def select_rows(grid: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The entries ``rows`` of ``grid`` ``[B, W, ...]``: a bool mask ``[B, W]`` or its flat row-major indices ``[N]``
+    (``mask.reshape(-1).nonzero()``; indices need no host-device sync) -> ``[N, ...]`` in row-major order."""
+    flat = rows.reshape(-1).nonzero().squeeze(-1) if rows.dtype == torch.bool else rows
+    return grid.flatten(0, 1).index_select(0, flat.to(grid.device))
 
 
 class NativeDiffusionModel(PreTrainedModel):
     """Trunk shared by the native classes. Subclasses define ``embed_tokens()``, ``blocks()``, ``final_norm()``,
     ``lm_head()``, and the rope settings ``rope_theta``, ``head_dim``, ``rope_full_precision``, ``max_positions``.
 
-    ``forward(input_ids [B, W], attention_mask [B, T] | None, logits_to_keep, use_cache, kv_cache, window_start,
-    update_cache)`` -> :class:`DiffusionLMOutput`; see :mod:`igpo_kit.models.kv_cache` for the cache semantics.
+    ``forward(input_ids [B, W], attention_mask [B, T] | None, logits_to_keep, logits_rows, use_cache, kv_cache,
+    window_start, update_cache)`` -> :class:`DiffusionLMOutput`; see :mod:`igpo_kit.models.kv_cache` for the cache semantics.
     """
 
     supports_gradient_checkpointing = True
@@ -187,6 +200,7 @@ class NativeDiffusionModel(PreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         logits_to_keep: Any = None,
+        logits_rows: torch.Tensor | None = None,
         use_cache: bool = False,
         kv_cache: KVCache | None = None,
         window_start: int | None = None,
@@ -200,11 +214,13 @@ class NativeDiffusionModel(PreTrainedModel):
             input_ids: ``[B, W]`` (``W = T`` unless ``window_start`` is given).
             attention_mask: ``[B, T]`` padding mask (1 = real token) or None.
             logits_to_keep: positions of the window whose logits are computed (see :func:`select_positions`).
+            logits_rows: the entries of the kept ``[B, W']`` grid whose logits are computed (:func:`select_rows`):
+                a bool mask ``[B, W']`` or flat row-major indices ``[N]``; the logits are then ``[N, V]``.
             use_cache: also return a refreshed :class:`KVCache` of all positions (full forward only).
             kv_cache, window_start, update_cache: a window step over ``[window_start, window_start + W)``.
             inputs_embeds: ``[B, W, C]`` instead of ``input_ids``.
         Returns:
-            :class:`DiffusionLMOutput` (``logits`` ``[B, W', V]``).
+            :class:`DiffusionLMOutput` (``logits`` ``[B, W', V]``, or ``[N, V]`` with ``logits_rows``).
         """
         hidden = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
         ref = input_ids if input_ids is not None else hidden[..., 0]
@@ -215,7 +231,7 @@ class NativeDiffusionModel(PreTrainedModel):
                 hidden = self._gradient_checkpointing_func(block.__call__, hidden, ctx, layer)
             else:
                 hidden = block(hidden, ctx, layer)
-        hidden = self.final_norm()(select_positions(hidden, logits_to_keep))
+        hidden = self.final_norm()(select_positions(hidden, logits_to_keep, logits_rows))
         logits = self.project(hidden)
         return DiffusionLMOutput(logits=logits, kv_cache=ctx.kv_cache if window_start is None else None)
 

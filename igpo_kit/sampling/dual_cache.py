@@ -34,6 +34,7 @@ from igpo_kit.sampling.generate import (
     LLaDASampler,
     guided_input,
     guided_logits,
+    guided_rows,
 )
 
 REFRESH = ("block", "step")
@@ -69,15 +70,17 @@ class DualCacheForward:
     refreshes: int = 0
     cache: object | None = None
 
-    def __call__(self, x: torch.Tensor, blk: slice, new_block: bool) -> torch.Tensor:
-        """Logits ``[B, block_length, V]`` of the block ``blk`` for the current sequence ``x [B, T]``."""
+    def __call__(self, x: torch.Tensor, blk: slice, new_block: bool, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, block_length, V]`` of the block ``blk`` for the current sequence ``x [B, T]``, or ``[N, V]``
+        of its ``rows`` only (flat indices ``[N]`` into ``[B, block_length]``: the LM head runs on those rows)."""
         inputs, mask = guided_input(self.model, x, self.attention_mask, self.fixed, self.cfg_scale)
+        rows = guided_rows(rows, x[:, blk].numel(), self.cfg_scale)
         if new_block or self.refresh == "step" or self.cache is None:
             self.cache = None  # the old cache is invalid: free it before the new one is built
-            logits, self.cache = self.model.logits_and_cache(inputs, mask, positions=blk)
+            logits, self.cache = self.model.logits_and_cache(inputs, mask, positions=blk, rows=rows)
             self.refreshes += 1
         else:
-            logits = self.model.logits(inputs, mask, positions=blk, kv_cache=self.cache)
+            logits = self.model.logits(inputs, mask, positions=blk, kv_cache=self.cache, rows=rows)
         return guided_logits(logits, self.cfg_scale)
 
 

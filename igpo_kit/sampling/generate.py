@@ -12,7 +12,8 @@ fixed (never predicted, confidence -inf, ``x0 = where(mask, x0, x)``), visible t
 the non-hint masks). A block without masks in any row is skipped (no model call, no random draw).
 
 Speed: only the active block's logits are computed (``model.logits(..., positions=slice(block))``, the adapter
-skips the LM head elsewhere when it can); noise and softmax never touch positions outside the block; steps in
+skips the LM head elsewhere when it can), and in ``noise="fast"`` mode only those of its still-masked positions
+(``rows=``: a native network runs its LM head on those rows only; the same tokens); noise and softmax never touch positions outside the block; steps in
 which no row commits anything cost no forward pass. In ``noise="exact"`` mode the random draws replicate the
 reference (full ``[B, T, V]`` float64 noise, ``[B, T]`` remasking uniforms, same order), so the output equals
 :func:`igpo_kit.sampling.reference.generate` token for token under the same generator seed.
@@ -116,8 +117,17 @@ def guided_input(
     return x, attention_mask
 
 
+def guided_rows(rows: torch.Tensor | None, cells: int, cfg_scale: float) -> torch.Tensor | None:
+    """The rows of :func:`guided_input`'s batch: ``rows`` ``[N]`` (flat indices into the block's ``[B, bl]``,
+    ``cells = B * bl``) alone, or with guidance followed by the same rows of the unconditional half (``[2N]``)."""
+    if rows is None or cfg_scale <= 0:
+        return rows
+    return torch.cat([rows, rows + cells])
+
+
 def guided_logits(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
-    """Combine the logits of :func:`guided_input`: ``un + (cfg_scale + 1) * (cond - un)`` (``[B, ., V]``)."""
+    """Combine the logits of :func:`guided_input`: ``un + (cfg_scale + 1) * (cond - un)`` (``[B, ., V]``, or
+    ``[N, V]`` for the :func:`guided_rows` of ``[2N, V]``)."""
     if cfg_scale > 0:
         cond, un = logits.chunk(2, dim=0)
         return un + (cfg_scale + 1) * (cond - un)
@@ -131,19 +141,24 @@ def _block_logits(
     fixed: torch.Tensor,
     cfg_scale: float,
     positions: slice,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``f_theta(x)`` logits of the block ``positions`` only: ``[B, block_length, V]`` (spec sec. 1.3 step 2).
+    """``f_theta(x)`` logits of the block ``positions`` only: ``[B, block_length, V]`` (spec sec. 1.3 step 2), or
+    of its ``rows`` only (flat indices ``[N]`` into ``[B, block_length]``): ``[N, V]``.
 
     With classifier-free guidance the unconditional input is ``x`` with the prompt AND the hints set to ``M``;
     ``logits = un + (cfg_scale + 1) * (cond - un)``.
     """
     inputs, mask = guided_input(model, x, attention_mask, fixed, cfg_scale)
-    return guided_logits(model.logits(inputs, mask, positions=positions), cfg_scale)
+    rows = guided_rows(rows, x[:, positions].numel(), cfg_scale)
+    return guided_logits(model.logits(inputs, mask, positions=positions, rows=rows), cfg_scale)
 
 
-#: ``forward(x [B, T], block: slice, new_block: bool) -> logits [B, block_length, V]`` of one denoising step;
-#: ``new_block`` is True for the first forward pass of a block (a cached forward refreshes its cache then).
-BlockForward = Callable[[torch.Tensor, slice, bool], torch.Tensor]
+#: ``forward(x [B, T], block: slice, new_block: bool, rows: LongTensor [N] | None) -> logits`` of one denoising
+#: step: ``[B, block_length, V]``, or ``[N, V]`` for ``rows`` (flat row-major indices into ``[B, block_length]``:
+#: the block's still-masked positions); ``new_block`` is True for the first forward pass of a block (a cached
+#: forward refreshes its cache then).
+BlockForward = Callable[[torch.Tensor, slice, bool, "torch.Tensor | None"], torch.Tensor]
 #: ``factory(model, attention_mask [B, T] | None, fixed [B, T], cfg_scale) -> BlockForward``.
 ForwardFactory = Callable[[DiffusionLM, "torch.Tensor | None", torch.Tensor, float], BlockForward]
 
@@ -151,7 +166,24 @@ ForwardFactory = Callable[[DiffusionLM, "torch.Tensor | None", torch.Tensor, flo
 def full_forward(model: DiffusionLM, attention_mask: torch.Tensor | None, fixed: torch.Tensor,
                  cfg_scale: float) -> BlockForward:
     """The exact forward: ``f_theta`` on the whole current sequence at every step (:func:`_block_logits`)."""
-    return lambda x, blk, new_block: _block_logits(model, x, attention_mask, fixed, cfg_scale, blk)
+    return lambda x, blk, new_block, rows=None: _block_logits(model, x, attention_mask, fixed, cfg_scale, blk, rows)
+
+
+def full_head(factory: ForwardFactory) -> ForwardFactory:
+    """``factory``'s forward with the LM head over the whole block, the ``rows`` picked from its
+    ``[B, block_length, V]`` logits afterwards: the path before the head ran on the masked rows only (the same
+    tokens, slower; tests and ``bench/fast_sampler.py`` compare the two)."""
+
+    def make(model: DiffusionLM, attention_mask, fixed, cfg_scale: float) -> BlockForward:
+        step = factory(model, attention_mask, fixed, cfg_scale)
+
+        def forward(x, blk, new_block, rows=None):
+            logits = step(x, blk, new_block, None)
+            return logits if rows is None else logits.flatten(0, 1).index_select(0, rows)
+
+        return forward
+
+    return make
 
 
 def check_threshold(threshold: float | None, remasking: str) -> None:
@@ -295,16 +327,16 @@ def generate(
                 def candidates() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
                     """One forward pass: candidates ``x0``, confidences and the block's masks ``[B, bl]``."""
                     nonlocal new_block, nfe, vocab
-                    logits = block_forward(x, blk, new_block)  # [B, bl, V]
+                    x_blk = x[:, blk]
+                    blk_mask = (x_blk == mask_id) & ~fixed[:, blk]
+                    # fast: the logits of the block's masked positions only ([N, V]); exact: the block's [B, bl, V]
+                    rows = _masked_positions(blk_mask.reshape(-1), int(left.sum())) if noise == "fast" else None
+                    logits = block_forward(x, blk, new_block, rows)
                     new_block = False
                     nfe += 1
                     vocab = logits.shape[-1]
-                    x_blk = x[:, blk]
-                    blk_mask = (x_blk == mask_id) & ~fixed[:, blk]
                     if noise == "fast":
-                        x0, confidence = _fast_candidates(
-                            logits, x_blk, blk_mask, int(left.sum()), temperature, remasking, generator
-                        )
+                        x0, confidence = _fast_candidates(logits, x_blk, rows, temperature, remasking, generator)
                     else:
                         x0, confidence = _exact_candidates(
                             logits, x_blk, blk_mask, (batch, total, vocab), blk, temperature, remasking, generator
@@ -402,25 +434,24 @@ def _masked_positions(flat_mask: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def _fast_candidates(
-    logits: torch.Tensor,
+    sel: torch.Tensor,
     x_blk: torch.Tensor,
-    blk_mask: torch.Tensor,
-    n_masked: int,
+    flat: torch.Tensor,
     temperature: float,
     remasking: str,
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Candidates ``x0 [B, bl]`` and float64 confidences ``[B, bl]`` (-inf off the masks), noise only where masked."""
-    batch, length, vocab = logits.shape
-    flat = _masked_positions(blk_mask.reshape(-1), n_masked)
-    sel = logits.reshape(batch * length, vocab).index_select(0, flat)  # [N, V]
+    """Candidates ``x0 [B, bl]`` and float64 confidences ``[B, bl]`` (-inf off the masks) from the logits ``sel``
+    ``[N, V]`` of the block's masked positions ``flat`` (``[N]``, flat indices into ``[B, bl]``); noise only there."""
+    batch, length = x_blk.shape
+    n_masked = flat.numel()
     tokens = _noise.gumbel_max_fast(sel, temperature, generator)
     if remasking == "low_confidence":
         conf = _noise.token_confidence(sel, tokens)
     else:
-        conf = _noise.random_confidence_fast(n_masked, generator, logits.device).to(torch.float64)
+        conf = _noise.random_confidence_fast(n_masked, generator, sel.device).to(torch.float64)
     x0 = x_blk.reshape(-1).index_put((flat,), tokens).view(batch, length)
-    confidence = torch.full((batch * length,), -math.inf, dtype=torch.float64, device=logits.device)
+    confidence = torch.full((batch * length,), -math.inf, dtype=torch.float64, device=sel.device)
     confidence = confidence.index_put((flat,), conf).view(batch, length)
     return x0, confidence
 

@@ -4,7 +4,7 @@ A randomly initialised tiny transformer predicts the same token at every masked 
 which would make token-equality tests vacuous. ``ContextLM`` adds to the network's logits a fixed random function
 of the (real, i.e. padding-relative) position and of the neighbouring tokens, so greedy decoding gives diverse
 tokens that depend on what was committed before (commit order matters) and on tokens to the right (hints).
-It shares ``tiny_lm``'s network (never modified) and honours ``positions`` slicing like the real adapter.
+It shares ``tiny_lm``'s network (never modified) and honours ``positions`` slicing and ``rows`` like the real adapter.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from igpo_kit.models.base import DiffusionLM
+from igpo_kit.models.native import select_rows
 
 
 @dataclass
@@ -30,7 +31,7 @@ class ContextLM(DiffusionLM):
     eos_bias: float = 0.0
     calls: int = 0
 
-    def logits(self, input_ids, attention_mask=None, positions=None):
+    def logits(self, input_ids, attention_mask=None, positions=None, rows=None):
         self.calls += 1
         b, t = input_ids.shape
         if self.network_scale:
@@ -56,7 +57,7 @@ class ContextLM(DiffusionLM):
         if self.eos_bias:
             out[..., self.eos_id] += self.eos_bias
         out[..., self.mask_id] = torch.finfo(out.dtype).min
-        return out
+        return out if rows is None else select_rows(out, rows)
 
 
 def make_context_lm(tiny_lm: DiffusionLM, *, seed: int = 0, scale: float = 2.0, network_scale: float = 1.0,
@@ -117,3 +118,39 @@ def make_hints(batch: int, gen_length: int, *, seed: int = 7, frac: float = 0.3,
 @pytest.fixture(scope="session")
 def hints_factory():
     return make_hints
+
+
+# ---------------------------------------------------------------- the native models (LM head on rows, K/V cache)
+
+def _sharpen(lm, seed: int = 0):
+    """Re-draw the matrices at a larger scale so that predictions depend on the context (random tiny models at
+    the default init predict one token everywhere, which would make token-equality tests vacuous)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in lm.network.named_parameters():
+            if p.dim() == 2:
+                scale = 1.0 if ("wte" in name or "embed" in name) else 1.5 / p.shape[1] ** 0.5
+                p.copy_(torch.randn(p.shape, generator=g) * scale)
+    return lm
+
+
+@pytest.fixture(scope="module", params=["llada", "dream"])
+def native(request):
+    from igpo_kit.models.tiny import tiny
+
+    return _sharpen(tiny(architecture=request.param))
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """``[3, 20]`` prompts, row 0 left-padded by 5, and hints ``[3, 32]`` in blocks 1 and 2 of 8 positions (row 2:
+    none), for the native-model tests (``gen_length`` 32)."""
+    g = torch.Generator().manual_seed(5)
+    prompts = torch.randint(10, 100, (3, 20), generator=g)
+    mask = torch.ones_like(prompts)
+    mask[0, :5] = 0
+    hint_mask = torch.zeros(3, 32, dtype=torch.bool)
+    hint_mask[0, [9, 10, 17]] = True
+    hint_mask[1, [8, 20, 21, 22]] = True
+    hint_ids = torch.randint(10, 100, (3, 32), generator=g)
+    return prompts, mask, hint_ids, hint_mask

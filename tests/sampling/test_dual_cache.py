@@ -62,40 +62,8 @@ def test_cli_exits_2_naming_the_model_and_the_samplers_that_work(tmp_path):
     assert "tiny has none" in out and "sampler.low_confidence" in out and "Traceback" not in out
 
 
-# ---------------------------------------------------------------- on the native models (the cache interface)
-
-def _sharpen(lm, seed: int = 0):
-    """Re-draw the matrices at a larger scale so that predictions depend on the context (random tiny models at
-    the default init predict one token everywhere, which would make token-equality tests vacuous)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in lm.network.named_parameters():
-            if p.dim() == 2:
-                scale = 1.0 if ("wte" in name or "embed" in name) else 1.5 / p.shape[1] ** 0.5
-                p.copy_(torch.randn(p.shape, generator=g) * scale)
-    return lm
-
-
-@pytest.fixture(scope="module", params=["llada", "dream"])
-def native(request):
-    from igpo_kit.models.tiny import tiny
-
-    return _sharpen(tiny(architecture=request.param))
-
-
-@pytest.fixture(scope="module")
-def batch():
-    """``[3, 20]`` prompts, row 0 left-padded by 5, and hints ``[3, L]`` in blocks 1 and 2 (row 2: none)."""
-    g = torch.Generator().manual_seed(5)
-    prompts = torch.randint(10, 100, (3, 20), generator=g)
-    mask = torch.ones_like(prompts)
-    mask[0, :5] = 0
-    hint_mask = torch.zeros(3, L, dtype=torch.bool)
-    hint_mask[0, [9, 10, 17]] = True
-    hint_mask[1, [8, 20, 21, 22]] = True
-    hint_ids = torch.randint(10, 100, (3, L), generator=g)
-    return prompts, mask, hint_ids, hint_mask
-
+# ---------------------------------------------------------------- on the native models (the cache interface;
+# the fixtures native and batch: conftest.py)
 
 def _run(sampler, lm, batch, hints: bool, seed: int = 3, **kw):
     prompts, mask, hint_ids, hint_mask = batch
@@ -123,15 +91,15 @@ class _Spy:
         self.refreshes, self.windows = [], []
         refresh, logits = lm.logits_and_cache, lm.logits
 
-        def spy_refresh(x, mask=None, positions=None):
-            out, cache = refresh(x, mask, positions=positions)
+        def spy_refresh(x, mask=None, positions=None, rows=None):
+            out, cache = refresh(x, mask, positions=positions, rows=rows)
             self.refreshes.append((x.clone(), positions, cache))
             return out, cache
 
-        def spy_logits(x, mask=None, positions=None, kv_cache=None):
+        def spy_logits(x, mask=None, positions=None, kv_cache=None, rows=None):
             if kv_cache is not None:
                 self.windows.append((positions, kv_cache))
-            return logits(x, mask, positions=positions, kv_cache=kv_cache)
+            return logits(x, mask, positions=positions, kv_cache=kv_cache, rows=rows)
 
         monkeypatch.setattr(lm, "logits_and_cache", spy_refresh)
         monkeypatch.setattr(lm, "logits", spy_logits)
