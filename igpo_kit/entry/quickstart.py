@@ -59,6 +59,8 @@ def quickstart(
     eval_batch_size: int = 64,
     grade_workers: int = 1,
     num_threads: int = 2,
+    sft_num_threads: int | None = None,
+    arm_processes: int | None = None,
     smooth_window: int = 10,
     cache_dir: str | None = None,
     run: Any = None,
@@ -82,14 +84,18 @@ def quickstart(
             the same for every arm.
         seed, num_seeds: the arms run with seeds ``seed .. seed + num_seeds - 1`` (one RL run per arm and seed).
         eval_batch_size: rows per sampler call in the evaluation. grade_workers: grading processes.
-        num_threads: torch intra-op threads (restored afterwards).
+        num_threads: torch intra-op threads of each RL run and evaluation (restored afterwards).
+        sft_num_threads: torch threads of the SFT (one process); None: the cores no other process keeps busy
+            (:func:`igpo_kit.cores.idle_cores`, at least 1).
+        arm_processes: RL runs (arm x seed) trained at once, each in a process of its own with ``num_threads``
+            threads, then evaluated there; 1: one after the other in this process; None: as many as the cores allow
+            (usable cores // ``num_threads``, at most the number of runs). Every run's result is the same either way.
         smooth_window: the plots show trailing means over this many steps.
         cache_dir: SFT cache root (default: ``_cache`` next to this run directory).
         run: the run record (passed by the runner).
     Returns:
         ``{"sft": {...}, "arms": {arm: {seed: final metrics}}, "eval": {...}, "report": [files], "seconds": ...}``.
     """
-    import functools
     import time
     from pathlib import Path
 
@@ -111,6 +117,8 @@ def quickstart(
 
     for sampler_ in (sampler, eval_sampler):
         check_sampler_model(sampler_, model)
+    cells = [(name, s, policy) for s in range(seed, seed + num_seeds) for name, policy in arms.items()]
+    workers = arm_worker_count(arm_processes, len(cells), num_threads)
     console = Console(stderr=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(num_threads)
@@ -128,11 +136,15 @@ def quickstart(
                               f"[{time.perf_counter() - t_start:.0f}s]", highlight=False)
 
         # the same call as the model.cached_sft component (igpo_kit.sft.start): the same settings, the same cache key
+        from igpo_kit.cores import idle_cores
+
+        torch.set_num_threads(sft_num_threads or idle_cores())
         sft = pretrain(model, sft_dataset, prompt, root, log=sft_progress,
                        notify=lambda m: console.print(m, highlight=False, soft_wrap=True), max_length=sft_max_length,
                        batch_size=sft_batch_size, steps=sft_steps, lr=sft_learning_rate, min_lr=sft_min_learning_rate,
                        warmup_steps=sft_warmup_steps, weight_decay=sft_weight_decay,
                        checkpoint_every=sft_checkpoint_every, seed=sft_seed)
+        torch.set_num_threads(num_threads)
         model.network.eval()
         console.print(f"SFT {'reused' if sft.reused else 'trained'} ({sft.steps_run} steps run, {sft.seconds:.0f}s): "
                       f"{sft.model_dir}", highlight=False, soft_wrap=True)
@@ -140,16 +152,17 @@ def quickstart(
 
         evals: dict[str, Any] = {}
         eval_s = 0.0
-        if eval_dataset is not None:
-            t0 = time.perf_counter()
-            evals["sft"] = _evaluate(model, list(eval_dataset), prompt, eval_sampler or sampler, grader,
-                                     run.dir / "eval" / "sft", seed, eval_batch_size, grade_workers)
-            eval_s += time.perf_counter() - t0
-            console.print(f"SFT model, greedy test accuracy: {evals['sft']['pass@1']:.3f}", highlight=False)
+
+        def evaluate_sft() -> None:
+            nonlocal eval_s
+            if eval_dataset is not None:
+                t0 = time.perf_counter()
+                evals["sft"] = _evaluate(model, list(eval_dataset), prompt, eval_sampler or sampler, grader,
+                                         run.dir / "eval" / "sft", seed, eval_batch_size, grade_workers)
+                eval_s += time.perf_counter() - t0
+                console.print(f"SFT model, greedy test accuracy: {evals['sft']['pass@1']:.3f}", highlight=False)
 
         # 2. RL arms, 3. their evaluation
-        from igpo_kit.entry.rl import rl
-
         shared = dict(  # everything but the replacement policy is the same for every arm
             dataset=dataset, prompt=prompt, sampler=sampler, grader=grader, hint_chunker=hint_chunker,
             entropy_filter=entropy_filter, advantage_estimator=advantage_estimator, logprob_estimator=logprob_estimator,
@@ -157,26 +170,27 @@ def quickstart(
             inner_iters=inner_iters, learning_rate=learning_rate, warmup_steps=warmup_steps, weight_decay=weight_decay,
             max_grad_norm=max_grad_norm, hint_ratio_low=hint_ratio_low, hint_ratio_high=hint_ratio_high,
             checkpoint_every=checkpoint_every, keep_checkpoints=1, grade_workers=grade_workers)
-        records, results = [], {}
-        for s in range(seed, seed + num_seeds):
-            for name, policy in arms.items():
+        evaluation = dict(eval_dataset=eval_dataset, prompt=prompt, eval_sampler=eval_sampler or sampler,
+                          grader=grader, eval_seed=seed, eval_batch_size=eval_batch_size, grade_workers=grade_workers)
+        if workers > 1:
+            console.rule(f"[bold]2/4 RL[/bold]: {len(cells)} runs, {workers} at a time (one process each; "
+                         f"logs in arms/<arm>/seed_<s>/log.txt)")
+            # the SFT model's evaluation runs here while the RL runs start (off their critical path)
+            done = _run_parallel(cells, workers, run.dir, model, shared, evaluation, num_threads, console, t_start,
+                                 meanwhile=evaluate_sft)
+        else:
+            evaluate_sft()
+            done = []
+            for name, s, policy in cells:
                 console.rule(f"[bold]2/4 RL[/bold]: {name}, seed {s}")
-                arm_dir = run.dir / "arms" / name / f"seed_{s}"
-                arm_model = _copy(model)
-                result = _arm(arm_dir, name, s, policy,
-                              functools.partial(rl, model=arm_model, replacement_policy=policy, seed=s, **shared))
-                results.setdefault(name, {})[s] = result
-                rec = {"method": name, "seed": s, "run_dir": str(arm_dir), "seconds": result.get("seconds"),
-                       "metrics": _read_metrics(arm_dir)}
-                if eval_dataset is not None:
-                    t0 = time.perf_counter()
-                    if not (arm_dir / "eval" / "summary.json").is_file():
-                        _load_final(arm_model, arm_dir / "model")
-                    rec["eval"] = _evaluate(arm_model, list(eval_dataset), prompt, eval_sampler or sampler, grader,
-                                            arm_dir / "eval", seed, eval_batch_size, grade_workers)["pass@1"]
-                    evals.setdefault(name, {})[s] = rec["eval"]
-                    eval_s += time.perf_counter() - t0
-                records.append(rec)
+                done.append(_cell(run.dir / "arms" / name / f"seed_{s}", name, s, policy, model, shared, evaluation))
+        records, results = [], {}
+        for rec, result in done:
+            results.setdefault(rec["method"], {})[rec["seed"]] = result
+            if "eval" in rec:
+                evals.setdefault(rec["method"], {})[rec["seed"]] = rec["eval"]
+                eval_s += rec.pop("eval_seconds")
+            records.append(rec)
 
         # 4. report
         console.rule("[bold]4/4 report[/bold]")
@@ -202,6 +216,126 @@ def quickstart(
         }
     finally:
         torch.set_num_threads(threads)
+
+
+def arm_worker_count(arm_processes: int | None, runs: int, num_threads: int) -> int:
+    """Processes that train the RL runs at once: ``arm_processes`` (None: usable cores // ``num_threads``), at most
+    ``runs``, at least 1."""
+    from igpo_kit.errors import ConfigError
+
+    if arm_processes is None:
+        from igpo_kit.cores import usable_cores
+
+        arm_processes = max(1, usable_cores() // max(1, num_threads))
+    elif arm_processes < 1:
+        raise ConfigError(f"entry.quickstart.arm_processes must be >= 1 or None, got {arm_processes}")
+    return max(1, min(arm_processes, runs))
+
+
+def _cell(arm_dir, name: str, seed: int, policy, model, shared: dict, evaluation: dict) -> tuple[dict, dict]:
+    """One RL run (arm ``name``, ``seed``) from ``model``'s weights, then its greedy evaluation.
+
+    Returns:
+        ``(record, result)``: the report's record (``method``, ``seed``, ``run_dir``, ``seconds``, ``metrics`` and,
+        with an evaluation set, ``eval`` and ``eval_seconds``) and the RL job's result.
+    """
+    import functools
+    import time
+
+    from igpo_kit.entry.rl import rl
+
+    arm_model = _copy(model)
+    result = _arm(arm_dir, name, seed, policy,
+                  functools.partial(rl, model=arm_model, replacement_policy=policy, seed=seed, **shared))
+    rec = {"method": name, "seed": seed, "run_dir": str(arm_dir), "seconds": result.get("seconds"),
+           "metrics": _read_metrics(arm_dir)}
+    ev = evaluation
+    if ev["eval_dataset"] is not None:
+        t0 = time.perf_counter()
+        if not (arm_dir / "eval" / "summary.json").is_file():
+            _load_final(arm_model, arm_dir / "model")
+        rec["eval"] = _evaluate(arm_model, list(ev["eval_dataset"]), ev["prompt"], ev["eval_sampler"], ev["grader"],
+                                arm_dir / "eval", ev["eval_seed"], ev["eval_batch_size"], ev["grade_workers"])["pass@1"]
+        rec["eval_seconds"] = time.perf_counter() - t0
+    return rec, result
+
+
+def _cell_process(arm_dir, name: str, seed: int, policy, model, shared: dict, evaluation: dict,
+                  num_threads: int) -> tuple[dict, dict]:
+    """:func:`_cell` in a worker process: ``num_threads`` torch threads, its output in ``arm_dir/log.txt``."""
+    import os
+
+    import torch
+
+    from igpo_kit.progress import quiet_library_bars
+
+    arm_dir.mkdir(parents=True, exist_ok=True)
+    log = open(arm_dir / "log.txt", "a", buffering=1)  # noqa: SIM115 (the process's stdout/stderr until it exits)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    quiet_library_bars()
+    torch.set_num_threads(num_threads)
+    return _cell(arm_dir, name, seed, policy, model, shared, evaluation)
+
+
+def _steps_done(arm_dir) -> int:
+    path = arm_dir / "metrics.jsonl"
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
+def _run_parallel(cells, workers: int, run_dir, model, shared: dict, evaluation: dict, num_threads: int, console,
+                  t_start: float, meanwhile=None) -> list[tuple[dict, dict]]:
+    """:func:`_cell` for every ``(name, seed, policy)`` of ``cells``, ``workers`` processes at a time, in order.
+
+    The processes are spawned (a fresh interpreter: forking a process whose torch thread pool has run can hang).
+    ``meanwhile()`` runs in this process once they are submitted. A line every 15 s gives each started run's step;
+    a failed run stops the others and raises its error.
+    """
+    import multiprocessing
+    import time
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    max_steps = shared["max_steps"]
+    out: list = [None] * len(cells)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {}
+        for i, (name, s, policy) in enumerate(cells):
+            arm_dir = run_dir / "arms" / name / f"seed_{s}"
+            future = pool.submit(_cell_process, arm_dir, name, s, policy, model, shared, evaluation, num_threads)
+            futures[future] = (i, name, s, arm_dir)
+        if meanwhile is not None:
+            meanwhile()
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=15, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: futures[f][0]):
+                i, name, s, arm_dir = futures[future]
+                try:
+                    out[i] = future.result()
+                except BaseException:
+                    console.print(f"{name}, seed {s} failed; its log: {arm_dir / 'log.txt'}", highlight=False,
+                                  soft_wrap=True)
+                    raise
+                rec = out[i][0]
+                console.print(f"{name}, seed {s}: done in {rec['seconds']:.0f}s"
+                              + (f", greedy test accuracy {rec['eval']:.3f}" if "eval" in rec else ""), highlight=False)
+            started = [futures[f] for f in sorted(pending, key=lambda f: futures[f][0])
+                       if (futures[f][3] / "metrics.jsonl").exists()]
+            if started:
+                console.print("RL " + ", ".join(f"{name}/seed {s} step {_steps_done(d)}/{max_steps}"
+                                                for _, name, s, d in started)
+                              + f"  [{time.perf_counter() - t_start:.0f}s]", highlight=False)
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):  # do not leave runs training without us
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return out
 
 
 def _copy(model):

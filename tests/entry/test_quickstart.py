@@ -19,6 +19,7 @@ SHRINK = SFT_SHRINK + [
     "test/dataset.arithmetic.n=4", "entry.quickstart.max_steps=2", "entry.quickstart.prompts_per_step=1",
     "entry.quickstart.group_size=4", "GEN_LENGTH=32", "rollout/sampler.low_confidence.steps=8",
     "greedy/sampler.low_confidence.steps=8",
+    "entry.quickstart.arm_processes=1",  # in this process (the parallel runs: test_arms_in_parallel_processes_...)
 ]
 
 
@@ -123,3 +124,45 @@ def test_fast_quickstart_runs_with_cached_rollouts(tmp_path):
         assert (run_dir / "arms" / arm / "seed_0" / "DONE").exists(), arm
     igpo = [json.loads(x) for x in (run_dir / "arms" / "igpo" / "seed_0" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in igpo] == [1, 2]
+
+
+def _metrics(run_dir: Path, arm: str) -> list[dict]:
+    """An arm's metrics lines without the timings (the only fields two identical runs may differ in)."""
+    path = run_dir / "arms" / arm / "seed_0" / "metrics.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    return [{k: v for k, v in m.items() if not k.endswith("_s")} for m in lines]
+
+
+def test_arms_in_parallel_processes_train_what_one_process_trains(sft_start, monkeypatch):
+    """arm_processes=2 (each RL run in a spawned process, its log in the run's log.txt) gives every arm the same
+    metrics, step by step, and the same held-out accuracy as the runs one after the other in this process."""
+    monkeypatch.setenv("IGPO_KIT_RUNS", str(sft_start.root))
+    small = sft_start.bindings + ["entry.quickstart.max_steps=3", "test/dataset.arithmetic.n=8",
+                                  "rl/dataset.arithmetic.n=16"]
+    out = {}
+    for processes in (1, 2):
+        args = ["run", "recipes/quickstart.gin", "--json", "-b", f"entry.quickstart.arm_processes={processes}"]
+        for b in small:
+            args += ["-b", b]
+        r = runner.invoke(app, args, catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert "SFT reused" in r.output  # the session's SFT start, not a new SFT
+        lines = r.stdout.splitlines()
+        out[processes] = json.loads("\n".join(lines[next(i for i, line in enumerate(lines) if line == "{"):]))
+    one, two = (Path(out[p]["run_dir"]) for p in (1, 2))
+    assert one != two
+    igpo = _metrics(one, "igpo")
+    assert sum(m["reward"] for m in igpo) > 0 and sum(m["replaced_rows_K"] for m in igpo) > 0  # not all zeros
+    for arm in ("grpo", "igpo"):
+        assert _metrics(two, arm) == _metrics(one, arm), arm
+        assert out[2]["eval"][arm] == out[1]["eval"][arm]
+        log = (two / "arms" / arm / "seed_0" / "log.txt").read_text()
+        assert "step     3" in log and "progress: rl steps 3/3" in log
+        assert not (one / "arms" / arm / "seed_0" / "log.txt").exists()
+
+
+def test_arm_processes_below_one_is_refused_before_the_sft(tmp_path):
+    args = ["run", "recipes/quickstart.gin", "--runs-dir", str(tmp_path), "-b", "entry.quickstart.arm_processes=0"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "arm_processes must be >= 1" in r.output
+    assert not list(tmp_path.glob("quickstart/_cache/sft-*"))
