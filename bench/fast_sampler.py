@@ -5,15 +5,16 @@ Fast-dLLM's confidence threshold, in one process, interleaved, median of ``--rep
     python bench/fast_sampler.py --config wide      # d_model 512, 4 layers, vocab 126464, L 256, block 32, 128 steps
     python bench/fast_sampler.py --config tiny --model-path runs/quickstart/_cache/sft-<key>/model   # trained
     python bench/fast_sampler.py --config llada8b   # CUDA: LLaDA-8B shapes, bf16 (the GPU check)
-    python bench/fast_sampler.py --config wide --gen-length 64 --samplers exact,exact_fullhead,dual_cache,dual_cache_fullhead
+    python bench/fast_sampler.py --config wide --gen-length 64 \
+        --samplers exact,exact_fullhead,dual_cache,dual_cache_fullhead   # the LM head on the masked rows vs the block
 
 Samplers (same prompts, same settings): ``exact`` (``sampler.low_confidence``), ``exact+thr`` (its ``threshold``),
 ``dual_cache`` and ``dual_cache+thr`` (``sampler.dual_cache``); ``exact_fullhead`` and ``dual_cache_fullhead`` run
-the LM head over the whole block and pick the masked rows afterwards (the path before the head ran on the masked
-rows only: the same tokens, :func:`igpo_kit.sampling.generate.full_head`). Per sampler: tokens/s (batch x L generated tokens
-over the median wall time of one call), the speed-up over ``exact``, forward passes per call (NFE) and the share of
-completion tokens equal to the exact sampler's (greedy; random weights make that share meaningless for accuracy:
-see ``bench/sampler_accuracy.py`` for a trained model).
+the LM head over the whole block and pick the masked rows afterwards (the path before the head ran on the masked rows
+only: the same tokens, :func:`igpo_kit.sampling.generate.full_head`). Per sampler: tokens/s (batch x L generated
+tokens over the median wall time of one call), the speed-up over ``exact``, forward passes per call (NFE) and the
+share of completion tokens equal to the exact sampler's (greedy; random weights make that share meaningless for
+accuracy: see ``bench/sampler_accuracy.py`` for a trained model).
 
 Random weights: every confidence is ~1/V, so a threshold commits one token per step (more steps than the exact
 schedule); its speed is only meaningful on a trained model (``--model-path``): on random weights compare

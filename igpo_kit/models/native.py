@@ -160,7 +160,8 @@ class NativeDiffusionModel(PreTrainedModel):
     ``lm_head()``, and the rope settings ``rope_theta``, ``head_dim``, ``rope_full_precision``, ``max_positions``.
 
     ``forward(input_ids [B, W], attention_mask [B, T] | None, logits_to_keep, logits_rows, use_cache, kv_cache,
-    window_start, update_cache)`` -> :class:`DiffusionLMOutput`; see :mod:`igpo_kit.models.kv_cache` for the cache semantics.
+    window_start, update_cache)`` -> :class:`DiffusionLMOutput`; see :mod:`igpo_kit.models.kv_cache` for the cache
+    semantics.
     """
 
     supports_gradient_checkpointing = True

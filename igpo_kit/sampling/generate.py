@@ -13,8 +13,8 @@ the non-hint masks). A block without masks in any row is skipped (no model call,
 
 Speed: only the active block's logits are computed (``model.logits(..., positions=slice(block))``, the adapter
 skips the LM head elsewhere when it can), and in ``noise="fast"`` mode only those of its still-masked positions
-(``rows=``: a native network runs its LM head on those rows only; the same tokens); noise and softmax never touch positions outside the block; steps in
-which no row commits anything cost no forward pass. In ``noise="exact"`` mode the random draws replicate the
+(``rows=``: a native network runs its LM head on those rows only; the same tokens); noise and softmax never touch
+positions outside the block; steps in which no row commits anything cost no forward pass. In ``noise="exact"`` mode the random draws replicate the
 reference (full ``[B, T, V]`` float64 noise, ``[B, T]`` remasking uniforms, same order), so the output equals
 :func:`igpo_kit.sampling.reference.generate` token for token under the same generator seed.
 """
