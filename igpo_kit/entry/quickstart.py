@@ -278,6 +278,21 @@ def _cell_process(arm_dir, name: str, seed: int, policy, model, shared: dict, ev
     return _cell(arm_dir, name, seed, policy, model, shared, evaluation)
 
 
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Worker initializer: a daemon thread ends this process once ``parent`` is gone (killed: ``kill``, OOM), so no
+    run goes on training unseen; a killed run resumes from its last checkpoint when the quickstart runs again."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _steps_done(arm_dir) -> int:
     path = arm_dir / "metrics.jsonl"
     try:
@@ -290,17 +305,19 @@ def _run_parallel(cells, workers: int, run_dir, model, shared: dict, evaluation:
                   t_start: float, meanwhile=None) -> list[tuple[dict, dict]]:
     """:func:`_cell` for every ``(name, seed, policy)`` of ``cells``, ``workers`` processes at a time, in order.
 
-    The processes are spawned (a fresh interpreter: forking a process whose torch thread pool has run can hang).
-    ``meanwhile()`` runs in this process once they are submitted. A line every 15 s gives each started run's step;
-    a failed run stops the others and raises its error.
+    The processes are spawned (a fresh interpreter: forking a process whose torch thread pool has run can hang) and
+    end when this process does (:func:`_exit_with_parent`). ``meanwhile()`` runs in this process once they are
+    submitted. A line every 15 s gives each started run's step; a failed run stops the others and raises its error.
     """
     import multiprocessing
+    import os
     import time
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     max_steps = shared["max_steps"]
     out: list = [None] * len(cells)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         futures = {}
         for i, (name, s, policy) in enumerate(cells):

@@ -166,3 +166,48 @@ def test_arm_processes_below_one_is_refused_before_the_sft(tmp_path):
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and "arm_processes must be >= 1" in r.output
     assert not list(tmp_path.glob("quickstart/_cache/sft-*"))
+
+
+def test_killed_quickstart_takes_its_rl_processes_with_it_and_resumes(sft_start, tmp_path):
+    """kill -9 of the quickstart while its RL runs train in worker processes: the workers end too (nothing trains
+    unseen), and the same command again resumes every run from its last checkpoint and finishes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "IGPO_KIT_RUNS": str(sft_start.root), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "igpo_kit.cli.main", "run", "recipes/quickstart.gin", "-b",
+           "entry.quickstart.arm_processes=2"]
+    for b in sft_start.bindings + ["entry.quickstart.max_steps=8", "entry.quickstart.checkpoint_every=2",
+                                   "test/dataset.arithmetic.n=4", "rl/dataset.arithmetic.n=16", "SEED=5"]:
+        cmd += ["-b", b]
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log", "w"))
+    runs = sft_start.root / "quickstart"
+
+    def lines(arm: str) -> int:
+        return sum(len(p.read_text().splitlines()) for p in runs.glob(f"*/arms/{arm}/seed_5/metrics.jsonl"))
+
+    deadline = time.monotonic() + 300
+    while not (lines("grpo") >= 3 and lines("igpo") >= 3):
+        assert parent.poll() is None and time.monotonic() < deadline, (tmp_path / "log").read_text()
+        time.sleep(0.2)
+    workers = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
+    assert len(workers) >= 2  # the two RL runs (and the pool's resource tracker)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
+              for w in workers):
+        assert time.monotonic() < deadline, "a worker outlived the killed quickstart"
+        time.sleep(0.2)
+    before = {arm: lines(arm) for arm in ("grpo", "igpo")}
+    assert all(n < 8 for n in before.values())
+
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for arm in ("grpo", "igpo"):
+        metrics = next(runs.glob(f"*/arms/{arm}/seed_5/metrics.jsonl")).read_text().splitlines()
+        assert [json.loads(m)["step"] for m in metrics] == list(range(1, 9)), arm  # resumed, no step twice
