@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main command: install igpo-kit into .venv and run the CPU quickstart (tiny dLLM: SFT, then GRPO
-# and IGPO with the same rollout budget, then a report). No GPU, no downloads, <= 10 minutes on 2 cores.
+# and IGPO with the same rollout budget, then a report). No GPU, no downloads, ~5 minutes on 2 idle cores.
 # Extra arguments go to `igpo-kit run` (e.g. -b SEED=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -54,3 +54,12 @@ def test_bootstrap_interval():
     mean, lo, hi = mod.bootstrap_ci(torch.tensor([0.0, 1.0] * 200))
     assert mean == 0.5 and 0.43 < lo < 0.5 < hi < 0.57  # ~ +- 1.96 * 0.5 / sqrt(400) = 0.049
     assert mod.bootstrap_ci(torch.ones(10)) == (1.0, 1.0, 1.0)
+
+
+def test_trunk_to_head_ratios_of_the_configs():
+    """The FLOP ratios the configs' comments state: LLaDA-8B's trunk dominates, wide's LM head dominates."""
+    spec = importlib.util.spec_from_file_location("fast_sampler", ROOT / "bench" / "fast_sampler.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ratio = {name: round(mod.trunk_to_head(cfg, 126464), 2) for name, cfg in mod.CONFIGS.items() if cfg["vocab"]}
+    assert ratio == {"wide": 0.19, "wide_deep": 0.58, "llada8b": 13.54}
