@@ -49,7 +49,7 @@ CONFIGS = {
     "wide": dict(d_model=512, n_layers=4, n_heads=8, mlp=1376, vocab=126464, gen_length=256, block=32, steps=128,
                  batch=2, prompt=64, threshold=0.9),
     # the same vocabulary and decoding with a deeper, wider trunk: the trunk's FLOPs per position are 0.58x the LM
-    # head's instead of wide's 0.19x (LLaDA-8B: 13.5x), so, as at 8B, the cache has trunk work to save
+    # head's instead of wide's 0.20x (LLaDA-8B: 13.5x), so, as at 8B, the cache has trunk work to save
     "wide_deep": dict(d_model=768, n_layers=8, n_heads=12, mlp=2048, vocab=126464, gen_length=256, block=32,
                       steps=128, batch=2, prompt=64, threshold=0.9),
     # LLaDA-8B shapes (CUDA, bf16)
