@@ -181,7 +181,8 @@ def test_killed_quickstart_takes_its_rl_processes_with_it_and_resumes(sft_start,
     cmd = [sys.executable, "-m", "igpo_kit.cli.main", "run", "recipes/quickstart.gin", "-b",
            "entry.quickstart.arm_processes=2"]
     for b in sft_start.bindings + ["entry.quickstart.max_steps=8", "entry.quickstart.checkpoint_every=2",
-                                   "test/dataset.arithmetic.n=4", "rl/dataset.arithmetic.n=16", "SEED=5"]:
+                                   "entry.quickstart.prompts_per_step=1", "entry.quickstart.group_size=4",
+                                   "test/dataset.arithmetic.n=2", "rl/dataset.arithmetic.n=16", "SEED=5"]:
         cmd += ["-b", b]
     root = Path(__file__).resolve().parents[2]
     parent = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log", "w"))
