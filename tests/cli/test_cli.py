@@ -96,6 +96,8 @@ BAD = [
     (["run", "tiny/igpo.gin", "-b", "dataset.arithmetic.n = 0"], "entry.rl.dataset (dataset.arithmetic()) has 0 examples"),
     (["run", "tiny/eval.gin", "-b", "gsm8k/dataset.gsm8k.limit = 0"], "(gsm8k/dataset.gsm8k()) has 0 examples"),
     (["run", "tiny/eval.gin", "-b", "model.tiny.max_positions = 40"], "more than the model's 40 positions"),
+    (["run", "quickstart.gin", "-b", "model.tiny.embedding_std = 0"], "model.tiny.embedding_std = 0: must be > 0"),
+    (["run", "quickstart.gin", "-b", "entry.quickstart.sft_num_threads = 0"], "sft_num_threads = 0: must be >= 1"),
     (["validate", "tiny/eval.gin", "-b", "entry.evaluat.seed = 1"], "did you mean entry.evaluate"),
     # settings objects' fields are the job's keywords, checked by name and type (brackets printed as they are)
     (["validate", "tiny/igpo.gin", "-b", "entry.rl.lora_rnk = 2"], "did you mean lora_rank"),

@@ -164,7 +164,7 @@ def test_arms_in_parallel_processes_train_what_one_process_trains(sft_start, mon
 def test_arm_processes_below_one_is_refused_before_the_sft(tmp_path):
     args = ["run", "recipes/quickstart.gin", "--runs-dir", str(tmp_path), "-b", "entry.quickstart.arm_processes=0"]
     r = runner.invoke(app, args)
-    assert r.exit_code == 2 and "arm_processes must be >= 1" in r.output
+    assert r.exit_code == 2 and "entry.quickstart.arm_processes = 0: must be >= 1" in r.output
     assert not list(tmp_path.glob("quickstart/_cache/sft-*"))
 
 
