@@ -187,7 +187,12 @@ def sweep(
     plugins = list(plugin or []) or (recorded_plugins or [])
     sdir = Path(sweep_dir) if sweep_dir is not None else (resume_dir or default_sweep_dir(the_spec))
     t0 = time.time()
-    sw = plan(the_spec, sdir, plugins)
+    processes = None
+    if executor == "slurm":  # each cell's data is checked against the processes of the profile it is submitted with
+        from igpo_kit.launch.sweep import cell_processes
+
+        processes = cell_processes(the_spec, cluster, resources, slurm_set)
+    sw = plan(the_spec, sdir, plugins, processes=processes)
     local_parallel = max_parallel or 1
     if executor != "slurm":
         sw.executor = executor if local_parallel == 1 or executor == "subprocess" else "local-subprocess"

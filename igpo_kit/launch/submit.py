@@ -122,6 +122,12 @@ def launch_profile(job: str | None, recipe: str | os.PathLike | None, executor: 
     return profile
 
 
+def profile_processes(profile: Profile, executor: str) -> tuple[int, str]:
+    """``(processes, where the number comes from)`` of a job launched with ``profile``: nodes x tasks_per_node."""
+    return profile.num_tasks, (f"--executor {executor}, profile {profile.cluster}/{profile.resources}: "
+                               f"{profile.nodes} node(s) x {profile.tasks_per_node} task(s)")
+
+
 def planned_processes(job: str | None, recipe: str | os.PathLike | None, executor: str = "local",
                       cluster: str | None = None, resources: str | None = None,
                       overrides: Sequence[str] = ()) -> tuple[int, str]:
@@ -132,9 +138,7 @@ def planned_processes(job: str | None, recipe: str | os.PathLike | None, executo
     ``num_processes``, DeepSpeed's launcher), its ``$WORLD_SIZE`` (:func:`igpo_kit.runner.launcher_processes`).
     """
     if executor in CLI_EXECUTORS:
-        profile = launch_profile(job, recipe, executor, cluster, resources, overrides)
-        return profile.num_tasks, (f"--executor {executor}, profile {profile.cluster}/{profile.resources}: "
-                                   f"{profile.nodes} node(s) x {profile.tasks_per_node} task(s)")
+        return profile_processes(launch_profile(job, recipe, executor, cluster, resources, overrides), executor)
     from igpo_kit.runner import launcher_processes
 
     return launcher_processes()

@@ -22,7 +22,7 @@ import functools
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from igpo_kit.errors import ConfigError
 from igpo_kit.launch.manifest import MANIFEST_NAME, JobEntry, JobStatus, Manifest, job_records, read_manifest
@@ -35,16 +35,36 @@ RESOURCES_BY_JOB = {"evaluate": "eval"}
 
 def cell_resources(sweep: Any, cell: Any, resources: str | None = None) -> str:
     """The resources profile of one planned cell (see the module docstring for the order)."""
+    return spec_cell_resources(sweep.spec, cell.cell.arm, cell.job, resources)
+
+
+def spec_cell_resources(spec: Any, arm_name: str | None, job: str | None, resources: str | None = None) -> str:
+    """The resources profile of a cell of ``spec`` in arm ``arm_name`` running job kind ``job``."""
     if resources:
         return resources
-    arm = next((a for a in sweep.spec.arms if a.name == cell.cell.arm), None)
+    arm = next((a for a in spec.arms if a.name == arm_name), None)
     if arm is not None and getattr(arm, "resources", None):
         return arm.resources
-    if sweep.spec.resources:
-        return sweep.spec.resources
+    if spec.resources:
+        return spec.resources
     from igpo_kit.launch.submit import recipe_resources
 
-    return recipe_resources(sweep.spec.base_path) or RESOURCES_BY_JOB.get(cell.job, CELL_RESOURCES)
+    return recipe_resources(spec.base_path) or RESOURCES_BY_JOB.get(job, CELL_RESOURCES)
+
+
+def cell_processes(spec: Any, cluster: str | None = None, resources: str | None = None,
+                   overrides: Sequence[str] = ()) -> Callable[[Any, Any], tuple[int, str]]:
+    """``(cell, config) -> (processes, where from)``: the processes each cell's job will have under the Slurm
+    profile it is submitted with (:func:`submit_sweep`'s choice), for the data checks of
+    :func:`igpo_kit.sweep.run.plan`."""
+    from igpo_kit.launch.profiles import load_profile
+    from igpo_kit.launch.submit import profile_processes
+
+    def processes(cell: Any, config: Any) -> tuple[int, str]:
+        name = spec_cell_resources(spec, cell.arm, config.job, resources)
+        return profile_processes(load_profile(cluster or spec.cluster, name, list(overrides)), "slurm")
+
+    return processes
 
 
 def previous_jobs(sweep_dir: str | Path) -> tuple[Manifest | None, dict[str, tuple[JobEntry, JobStatus]]]:

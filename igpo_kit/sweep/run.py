@@ -156,8 +156,12 @@ def run_status(run_dir: Path) -> str:
     return "pending"
 
 
-def plan(spec: Spec, sweep_dir: str | Path, plugins: Sequence[str] = ()) -> Sweep:
+def plan(spec: Spec, sweep_dir: str | Path, plugins: Sequence[str] = (),
+         processes: Callable[[Any, Any], tuple[int, str]] | None = None) -> Sweep:
     """Expand the spec and validate EVERY cell (gin parse + checks) before anything runs; writes nothing.
+
+    ``processes``: ``(cell, config) -> (processes, where from)``, each cell's planned number of processes for the
+    data checks (e.g. :func:`igpo_kit.launch.sweep.cell_processes` for a Slurm submission); default: this process.
 
     Raises:
         ConfigError: all problems of all cells, one line each (cells sharing a problem are listed together).
@@ -173,7 +177,9 @@ def plan(spec: Spec, sweep_dir: str | Path, plugins: Sequence[str] = ()) -> Swee
     for cell in cells:
         label = cell.label(short)
         try:
-            p = prepare(cell.base, cell.gin_files, cell.bindings, plugins, runs_dir=sweep_dir / "cells", name=cell.id)
+            per_cell = (lambda config, cell=cell: processes(cell, config)) if processes is not None else None
+            p = prepare(cell.base, cell.gin_files, cell.bindings, plugins, runs_dir=sweep_dir / "cells", name=cell.id,
+                        processes=per_cell)
         except ConfigError as exc:
             for line in exc.lines:
                 problems.setdefault(line, []).append(f"{label} [{cell.id}]")

@@ -146,3 +146,26 @@ def test_resume_reruns_only_failed_cells(tmp_path):
     r = invoke("sweep", spec, "--sweep-dir", sd)
     assert r.exit_code == 0 and starts(ok) == 1 and starts(bad) == 2
     assert invoke("sweep", spec, "--resume", sd).exit_code == 2  # spec and --resume: ambiguous
+
+
+def test_slurm_sweep_checks_each_cell_against_its_profiles_processes(tmp_path):
+    """A cell submitted with a profile of 40 tasks needs 2 x 40 problems per step: refused before anything is
+    submitted, naming the cell and the profile; the arm on a 1-task profile is fine."""
+    forty = write(tmp_path / "forty.toml", """
+        nodes = 1
+        tasks_per_node = 40
+        time = 15
+    """)
+    spec = write(tmp_path / "wide.toml", f"""
+        base = "tiny/igpo.gin"
+        [[arm]]
+        name = "one_task"
+        [[arm]]
+        name = "forty_tasks"
+        resources = "{forty}"
+    """)
+    r = invoke("sweep", spec, "--executor", "slurm", "--cluster", "local", "--dry-run", "--sweep-dir", tmp_path / "sd")
+    assert r.exit_code == 2, r.output
+    text = r.stderr.replace("\n", " ")
+    assert "cell forty_tasks" in text and "x processes (40) = 80" in text and "profile local/forty" in text, text
+    assert "one_task" not in text and not (tmp_path / "sd").exists()
